@@ -1,0 +1,83 @@
+"""Input checks for the public boundary.
+
+Every check runs in plain Python on static shapes and dtypes, so a bad call fails at trace
+time with a message naming what was expected and what came, instead of deep inside XLA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def int_at_least(name: str, value: Any, minimum: int, why: str = "") -> int:
+    """Returns ``value`` as an int, or raises if it is not an int (bools refused) ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}{why}, got {value}.")
+    return int(value)
+
+
+def positive_int(name: str, value: Any) -> int:
+    """Returns ``value`` if it is an int >= 1, else raises."""
+    return int_at_least(name, value, 1)
+
+
+def float_array(name: str, x: Any) -> jax.Array:
+    """Returns `x` as a jax array after checking that it has a floating dtype."""
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        if isinstance(x, (list, tuple, float, int)):
+            x = jnp.asarray(x)
+        else:
+            raise TypeError(f"{name} must be an array, got {type(x).__name__}.")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{name} must have a floating dtype (e.g. float32), got {x.dtype}. "
+            "Cast integer token ids with jax.nn.one_hot or an embedding first."
+        )
+    return x
+
+
+def feature_size(name: str, x: jax.Array, expected: int) -> None:
+    """Checks that the last axis of `x` has `expected` features."""
+    if x.ndim < 1:
+        raise ValueError(f"{name} must have a feature axis of size {expected}, got a scalar.")
+    if x.shape[-1] != expected:
+        raise ValueError(
+            f"{name} must have {expected} features on its last axis (the size the params were "
+            f"initialised for), got shape {tuple(x.shape)}."
+        )
+
+
+def batch_shape_matches(name: str, x: jax.Array, state_h: jax.Array) -> None:
+    """Checks that the input and the state have the same leading batch axes."""
+    if tuple(x.shape[:-1]) != tuple(state_h.shape[:-1]):
+        raise ValueError(
+            f"{name} has batch shape {tuple(x.shape[:-1])} but the state has batch shape "
+            f"{tuple(state_h.shape[:-1])}; make the state with cell.initial_state(batch_shape)."
+        )
+
+
+def array_shape(name: str, x: Any, expected: Sequence[int]) -> None:
+    """Checks one parameter array's shape."""
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        raise TypeError(
+            f"{name} must be an array of shape {tuple(expected)}, got {type(x).__name__}."
+        )
+    if tuple(shape) != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(shape)}.")
+
+
+def params_type(name: str, params: Any, expected: type) -> None:
+    """Checks that `params` is the NamedTuple a cell's init returns."""
+    if not isinstance(params, expected):
+        raise TypeError(
+            f"{name} must be {expected.__name__} (as returned by this cell's init), "
+            f"got {type(params).__name__}."
+        )
