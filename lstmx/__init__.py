@@ -8,6 +8,7 @@ Quick use::
     final_state, ys = lstmx.scan(cell, params, xs)   # xs [B, T, 10] -> ys [B, T, 128]
 """
 
+from lstmx import convert, tasks
 from lstmx.cells import (
     Cell,
     FGRState,
@@ -54,6 +55,7 @@ __all__ = [
     "StackParams",
     "StackState",
     "bidirectional",
+    "convert",
     "gru",
     "lstm",
     "rnn",
@@ -61,6 +63,7 @@ __all__ = [
     "scan_stepwise",
     "sigmoid",
     "stack",
+    "tasks",
     "variant",
     "variant_names",
     "variant_summary",
