@@ -1,0 +1,161 @@
+"""Trains recurrent variants on a long-dependency task over several seeds.
+
+With no flags it runs the README's short default comparison (adding problem, five
+variants, three seeds) and prints its table. Examples:
+
+  python -m experiments.run
+  python -m experiments.run --task=copy --length=100 --variants=lstm,gru,rnn \\
+      --seeds=5 --steps=20000 --workdir=runs/copy100
+
+Records go to WORKDIR/records, checkpoints to WORKDIR/checkpoints. Killed and started
+again with the same flags, it skips finished runs and resumes unfinished ones.
+"""
+
+import logging
+import os
+import sys
+
+from absl import app, flags
+
+from lstmx import compare, experiment, training
+from lstmx.cells import variant_names
+
+# Per-task defaults from the literature (Arjovsky et al. 2016; Tallec & Ollivier 2018),
+# shortened where the README's default comparison must finish in minutes on a laptop.
+TASK_DEFAULTS = {
+    "adding": {"length": 50, "batch_size": 50, "steps": 1000},
+    "copy": {"length": 100, "batch_size": 20, "steps": 2000},
+}
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("task", "adding", list(training.TASKS), "Task to train on.")
+flags.DEFINE_list(
+    "variants",
+    ["lstm", "peephole", "cifg", "gru", "rnn"],
+    f"Comma-separated variants to compare; any of: {', '.join(variant_names())}.",
+)
+flags.DEFINE_integer("seeds", 3, "Number of seeds (seeds 0..N-1, trained together).", lower_bound=1)
+flags.DEFINE_integer(
+    "first_seed", 0, "First seed; seeds are first_seed..first_seed+N-1.", lower_bound=0
+)
+flags.DEFINE_integer(
+    "steps", None, "Training steps (default: 1000 for adding, 2000 for copy).", lower_bound=1
+)
+flags.DEFINE_integer(
+    "length",
+    None,
+    "Copy task delay T (sequences are T+20 long) or adding sequence length T "
+    "(default: 50 for adding, 100 for copy).",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "batch_size", None, "Batch size per seed (default: 50 for adding, 20 for copy).", lower_bound=1
+)
+flags.DEFINE_integer("hidden_size", 128, "Units per layer.", lower_bound=1)
+flags.DEFINE_integer("num_layers", 1, "Stacked layers.", lower_bound=1)
+flags.DEFINE_enum(
+    "optimizer", "rmsprop", list(training.OPTIMIZERS), "Optimiser (rmsprop: decay 0.9)."
+)
+flags.DEFINE_float("learning_rate", 1e-3, "Learning rate (> 0).")
+flags.DEFINE_float("clip", 1.0, "Gradient clipping threshold (> 0).")
+flags.DEFINE_enum(
+    "clip_mode",
+    "value",
+    list(training.CLIP_MODES),
+    "value: clip each gradient element to [-clip, clip] (Arjovsky et al. 2016); "
+    "global_norm: rescale to global norm clip; none: no clipping.",
+)
+flags.DEFINE_enum(
+    "init",
+    "default",
+    ["default", "chrono"],
+    "Gate bias initialisation; chrono: Tallec & Ollivier 2018 with t_max = 3T/2 (copy) or T "
+    "(adding). The rnn has no gates and keeps its default.",
+)
+flags.DEFINE_integer(
+    "eval_every", 100, "Steps between evaluations on held-out batches.", lower_bound=1
+)
+flags.DEFINE_integer(
+    "eval_batch_size", 500, "Held-out examples per seed per evaluation.", lower_bound=1
+)
+flags.DEFINE_integer("checkpoint_every", 1, "Evaluations between checkpoints.", lower_bound=1)
+flags.DEFINE_string(
+    "workdir", "runs/default", "Directory for records, checkpoints and the summary."
+)
+
+flags.register_validator(
+    "variants",
+    lambda names: bool(names) and all(name in variant_names() for name in names),
+    message=f"--variants must be a non-empty list of: {', '.join(variant_names())}.",
+)
+flags.register_validator(
+    "learning_rate", lambda value: value > 0, message="--learning_rate must be > 0."
+)
+flags.register_validator("clip", lambda value: value > 0, message="--clip must be > 0.")
+flags.register_validator(
+    "workdir",
+    lambda path: bool(path) and not os.path.isfile(path),
+    message="--workdir must be a directory path, not an existing file.",
+)
+
+
+def configs_from_flags() -> list[training.Config]:
+    """One Config per variant; raises ValueError/TypeError for impossible combinations."""
+    defaults = TASK_DEFAULTS[FLAGS.task]
+
+    def pick(name):
+        value = getattr(FLAGS, name)
+        return defaults[name] if value is None else value
+
+    seeds = tuple(range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds))
+    return [
+        training.Config(
+            task=FLAGS.task,
+            variant=name,
+            length=pick("length"),
+            steps=pick("steps"),
+            batch_size=pick("batch_size"),
+            hidden_size=FLAGS.hidden_size,
+            num_layers=FLAGS.num_layers,
+            optimizer=FLAGS.optimizer,
+            learning_rate=FLAGS.learning_rate,
+            clip=FLAGS.clip,
+            clip_mode=FLAGS.clip_mode,
+            init=FLAGS.init,
+            eval_every=FLAGS.eval_every,
+            eval_batch_size=FLAGS.eval_batch_size,
+            seeds=seeds,
+        )
+        for name in dict.fromkeys(FLAGS.variants)
+    ]
+
+
+def main(argv):
+    # JAX logs at INFO that it found no TPU; on a CPU or GPU machine that is only noise.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    if len(argv) > 1:
+        sys.exit(
+            f"experiments.run: error: unexpected arguments {argv[1:]}; flags are --name=value."
+        )
+    try:
+        configs = configs_from_flags()
+        os.makedirs(FLAGS.workdir, exist_ok=True)
+        if not os.access(FLAGS.workdir, os.W_OK):
+            raise ValueError(f"--workdir {FLAGS.workdir} is not writable.")
+    except (ValueError, TypeError, OSError) as error:
+        sys.exit(f"experiments.run: error: {error}")
+    for config in configs:
+        try:
+            experiment.run_variant(config, FLAGS.workdir, checkpoint_every=FLAGS.checkpoint_every)
+        except experiment.ConfigMismatchError as error:
+            sys.exit(f"experiments.run: error: {error}")
+    records, problems = compare.load_records(FLAGS.workdir)
+    for problem in problems:
+        print(f"warning: skipped {problem}", file=sys.stderr)
+    tables, written = compare.write_summary(records, problems, FLAGS.workdir)
+    print(tables)
+    print(f"wrote {', '.join(str(path) for path in written)}")
+
+
+if __name__ == "__main__":
+    app.run(main)

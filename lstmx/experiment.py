@@ -1,0 +1,193 @@
+"""The experiment loop: train one variant's seeds, evaluate, checkpoint, write records.
+
+:func:`run_variant` is what ``python -m experiments.run`` calls once per variant. It is
+safe to kill at any moment and start again with the same settings: finished seeds are
+skipped without touching their records, an unfinished run continues from its last
+checkpoint, and the records end up as they would have without the interruption
+(training is a pure function of seed and step, see :mod:`lstmx.training`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from lstmx import results
+from lstmx.training import Config, make_trainer, task_baseline
+
+__all__ = ["ConfigMismatchError", "run_variant", "settings_that_differ"]
+
+# Settings that may change between an interrupted run and its resumption without
+# changing the numbers.
+_NEUTRAL_SETTINGS = ("seeds",)
+
+
+class ConfigMismatchError(ValueError):
+    """The work directory holds results of the same run name with other settings."""
+
+
+def settings_that_differ(recorded: dict, config: Config) -> list[str]:
+    """Names the settings (but the neutral ones) in which ``recorded`` differs from ``config``."""
+    wanted = config.to_dict()
+    return [
+        f"{name}: {recorded.get(name)!r} on disk vs {wanted[name]!r} now"
+        for name in wanted
+        if name not in _NEUTRAL_SETTINGS and recorded.get(name) != wanted[name]
+    ]
+
+
+def _check_same_settings(where: Path, recorded: dict, config: Config) -> None:
+    differences = settings_that_differ(recorded, config)
+    if differences:
+        raise ConfigMismatchError(
+            f"{where} was made with other settings ({'; '.join(differences)}); "
+            "use another --workdir or the same settings."
+        )
+
+
+def _finished_seeds(workdir: Path, config: Config, log: Callable[[str], None]) -> set[int]:
+    """Seeds with a valid record made with the same settings; corrupt ones are set aside."""
+    finished = set()
+    for seed in config.seeds:
+        path = results.record_path(workdir, config.task, config.length, config.variant, seed)
+        if not path.exists():
+            continue
+        try:
+            record = results.read_record(path)
+        except ValueError as error:
+            log(f"warning: {error} Set aside as {results.set_aside(path).name}; rerunning.")
+            continue
+        _check_same_settings(path, record["config"], config)
+        finished.add(seed)
+    return finished
+
+
+def _record(config, seed, index, history, final, diverged_step, steps_per_second, wall_time):
+    return {
+        "format": results.RECORD_FORMAT,
+        "task": config.task,
+        "length": config.length,
+        "variant": config.variant,
+        "seed": seed,
+        "config": config.to_dict(),
+        "baseline": task_baseline(config.task, config.length),
+        "num_params": None,  # filled by the caller
+        "history": [point[index] for point in history],
+        "final": final[index],
+        "status": "diverged" if diverged_step[index] >= 0 else "finished",
+        "diverged_step": int(diverged_step[index]) if diverged_step[index] >= 0 else None,
+        "steps_per_second": steps_per_second,
+        "wall_time": wall_time,
+        "versions": results.software_versions(),
+    }
+
+
+def _format_progress(config: Config, step: int, point: list[dict], rate: float) -> str:
+    losses = np.array([p["loss"] for p in point])
+    accuracy = np.array([p["accuracy"] for p in point])
+    return (
+        f"{config.task} T={config.length} {config.variant:>8} step {step:>6}/{config.steps}  "
+        f"loss {np.nanmedian(losses):.4f} [{np.nanmin(losses):.4f}, {np.nanmax(losses):.4f}]  "
+        f"acc {np.nanmedian(accuracy):.3f}  {rate:.1f} steps/s"
+    )
+
+
+def run_variant(
+    config: Config,
+    workdir: str | os.PathLike,
+    *,
+    checkpoint_every: int = 1,
+    log: Callable[[str], None] = print,
+    stop_after: int | None = None,
+) -> list[dict]:
+    """Trains the seeds of ``config`` that have no record yet and writes their records.
+
+    Args:
+      config: the run's settings.
+      workdir: where records and checkpoints live.
+      checkpoint_every: evaluations between checkpoints.
+      log: receives one progress line per evaluation.
+      stop_after: stop (as if killed) after this many steps of this call; for tests.
+
+    Returns:
+      The records written by this call (empty if every seed was already finished).
+
+    Raises:
+      ConfigMismatchError: the work directory holds this run name with other settings.
+    """
+    workdir = Path(workdir)
+    finished = _finished_seeds(workdir, config, log)
+    todo = tuple(seed for seed in config.seeds if seed not in finished)
+    if not todo:
+        log(f"{config.task} T={config.length} {config.variant}: all seeds finished, skipping.")
+        return []
+    config = dataclasses.replace(config, seeds=todo)
+    trainer = make_trainer(config)
+    checkpoint = results.checkpoint_path(workdir, config.task, config.length, config.variant)
+
+    state, history, wall_time = trainer.init(), [], 0.0
+    if checkpoint.exists():
+        try:
+            state, extra = results.load_checkpoint(checkpoint, state)
+        except ValueError as error:
+            log(f"warning: {error} Set aside as {results.set_aside(checkpoint).name}.")
+        else:
+            _check_same_settings(checkpoint, extra["config"], config)
+            if extra["config"]["seeds"] != list(config.seeds):
+                log(f"warning: {checkpoint} holds other seeds; starting afresh.")
+                state = trainer.init()
+            else:
+                history, wall_time = extra["history"], extra["wall_time"]
+                log(f"resuming {checkpoint.name} at step {int(state.step)}")
+
+    steps_done_here, chunk_rates = 0, []
+    while int(state.step) < config.steps:
+        if stop_after is not None and steps_done_here >= stop_after:
+            return []
+        chunk = min(config.eval_every, config.steps - int(state.step))
+        started = time.perf_counter()
+        state, train_losses = trainer.train(state, chunk)
+        train_losses = np.asarray(jax.device_get(train_losses))
+        elapsed = time.perf_counter() - started
+        wall_time += elapsed
+        steps_done_here += chunk
+        metrics = jax.device_get(trainer.evaluate(state))
+        step = int(state.step)
+        point = [
+            {
+                "step": step,
+                "loss": float(metrics["loss"][s]),
+                "accuracy": float(metrics["accuracy"][s]),
+                "train_loss": float(np.mean(train_losses[:, s])),
+                "wall_time": round(wall_time, 3),
+            }
+            for s in range(len(config.seeds))
+        ]
+        history.append(point)
+        chunk_rates.append(chunk / elapsed)
+        log(_format_progress(config, step, point, chunk_rates[-1]))
+        if len(history) % checkpoint_every == 0 or step == config.steps:
+            extra = {"config": config.to_dict(), "history": history, "wall_time": wall_time}
+            results.save_checkpoint(checkpoint, state, extra)
+
+    # The first chunk of this call includes compilation; leave it out when there are others.
+    steps_per_second = float(np.median(chunk_rates[1:] if len(chunk_rates) > 1 else chunk_rates))
+    diverged_step = np.asarray(state.diverged_step)
+    records = []
+    for index, seed in enumerate(config.seeds):
+        record = _record(
+            config, seed, index, history, history[-1], diverged_step, steps_per_second, wall_time
+        )
+        record["num_params"] = trainer.num_params
+        results.write_json_atomic(
+            results.record_path(workdir, config.task, config.length, config.variant, seed), record
+        )
+        records.append(record)
+    checkpoint.unlink(missing_ok=True)
+    return records

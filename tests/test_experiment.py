@@ -1,0 +1,134 @@
+"""The experiment loop: records, resume after interruption, determinism, corrupt files."""
+
+import dataclasses
+import json
+
+import pytest
+
+from lstmx import experiment, results, training
+
+CONFIG = training.Config(
+    task="adding",
+    variant="gru",
+    length=8,
+    steps=60,
+    batch_size=16,
+    hidden_size=8,
+    optimizer="adam",
+    learning_rate=1e-2,
+    eval_every=20,
+    eval_batch_size=64,
+    seeds=(0, 1),
+)
+
+
+def _quiet(_line):
+    pass
+
+
+def _records(workdir, config=CONFIG):
+    paths = [
+        results.record_path(workdir, config.task, config.length, config.variant, seed)
+        for seed in config.seeds
+    ]
+    return [json.loads(path.read_text()) for path in paths]
+
+
+def _without_times(record):
+    record = dict(record)
+    for key in ("wall_time", "steps_per_second", "versions"):
+        record.pop(key)
+    record["history"] = [
+        {k: v for k, v in p.items() if k != "wall_time"} for p in record["history"]
+    ]
+    record["final"] = {k: v for k, v in record["final"].items() if k != "wall_time"}
+    return record
+
+
+def test_record_format(tmp_path):
+    written = experiment.run_variant(CONFIG, tmp_path, log=_quiet)
+    assert len(written) == 2
+    record = _records(tmp_path)[0]
+    assert record["format"] == results.RECORD_FORMAT
+    assert (record["task"], record["variant"], record["seed"], record["length"]) == (
+        "adding",
+        "gru",
+        0,
+        8,
+    )
+    assert record["config"] == {**CONFIG.to_dict()}
+    assert record["status"] == "finished" and record["diverged_step"] is None
+    assert [p["step"] for p in record["history"]] == [20, 40, 60]
+    assert set(record["history"][0]) == {"step", "loss", "accuracy", "train_loss", "wall_time"}
+    assert record["final"] == record["history"][-1]
+    assert record["baseline"] == pytest.approx(1 / 6)
+    assert record["num_params"] == 3 * 8 * (2 + 8) + 6 * 8 + 9
+    assert record["steps_per_second"] > 0 and record["wall_time"] > 0
+    assert {"jax", "flax", "optax", "lstmx", "python"} <= set(record["versions"])
+    # The checkpoint is removed once the records are written.
+    assert not results.checkpoint_path(tmp_path, "adding", 8, "gru").exists()
+
+
+def test_same_flags_same_records(tmp_path):
+    experiment.run_variant(CONFIG, tmp_path / "a", log=_quiet)
+    experiment.run_variant(CONFIG, tmp_path / "b", log=_quiet)
+    first, second = _records(tmp_path / "a"), _records(tmp_path / "b")
+    assert [_without_times(r) for r in first] == [_without_times(r) for r in second]
+
+
+def test_interrupted_run_resumes_to_the_same_records(tmp_path):
+    experiment.run_variant(CONFIG, tmp_path / "whole", log=_quiet)
+    interrupted = tmp_path / "interrupted"
+    assert experiment.run_variant(CONFIG, interrupted, log=_quiet, stop_after=20) == []
+    assert results.checkpoint_path(interrupted, "adding", 8, "gru").exists()
+    lines = []
+    experiment.run_variant(CONFIG, interrupted, log=lines.append)
+    assert lines[0] == "resuming adding_T8_gru.msgpack at step 20"
+    assert [_without_times(r) for r in _records(interrupted)] == [
+        _without_times(r) for r in _records(tmp_path / "whole")
+    ]
+
+
+def test_finished_seeds_are_skipped_untouched(tmp_path):
+    experiment.run_variant(CONFIG, tmp_path, log=_quiet)
+    path = results.record_path(tmp_path, "adding", 8, "gru", 0)
+    before = path.stat().st_mtime_ns, path.read_bytes()
+    lines = []
+    assert experiment.run_variant(CONFIG, tmp_path, log=lines.append) == []
+    assert "all seeds finished, skipping" in lines[0]
+    assert (path.stat().st_mtime_ns, path.read_bytes()) == before
+    # A third seed added later trains alone and leaves the first two alone.
+    more = dataclasses.replace(CONFIG, seeds=(0, 1, 2))
+    written = experiment.run_variant(more, tmp_path, log=_quiet)
+    assert [r["seed"] for r in written] == [2]
+    assert (path.stat().st_mtime_ns, path.read_bytes()) == before
+
+
+def test_other_settings_in_the_same_workdir_are_refused(tmp_path):
+    experiment.run_variant(CONFIG, tmp_path, log=_quiet)
+    with pytest.raises(experiment.ConfigMismatchError, match=r"hidden_size: 8 on disk vs 16 now"):
+        experiment.run_variant(dataclasses.replace(CONFIG, hidden_size=16), tmp_path, log=_quiet)
+
+
+def test_corrupt_record_and_checkpoint_are_set_aside_not_lost(tmp_path):
+    experiment.run_variant(CONFIG, tmp_path, log=_quiet, stop_after=20)
+    checkpoint = results.checkpoint_path(tmp_path, "adding", 8, "gru")
+    checkpoint.write_bytes(b"\x00garbage")
+    record = results.record_path(tmp_path, "adding", 8, "gru", 1)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text('{"format": "lstmx.record/1", "task": ')
+    lines = []
+    written = experiment.run_variant(CONFIG, tmp_path, log=lines.append)
+    assert len(written) == 2
+    assert any("not a readable JSON record" in line and "Set aside" in line for line in lines)
+    assert any("unusable checkpoint" in line for line in lines)
+    set_aside = sorted(p.name for p in tmp_path.rglob("*.corrupt-*"))
+    assert len(set_aside) == 2
+    assert (tmp_path / "records" / set_aside[1]).read_text().startswith('{"format"')
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    results.write_json_atomic(tmp_path / "x.json", {"a": 1})
+    results.write_json_atomic(tmp_path / "x.json", {"a": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": 2}
