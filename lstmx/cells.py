@@ -8,11 +8,12 @@ spirit of optax's ``GradientTransformation``::
     state = cell.initial_state((batch,))       # a NamedTuple with named fields
     state, y = cell.step(params, state, x)     # x [*batch, I] -> y [*batch, H]
 
-Every cell splits its step in two so that a sequence runner can move the input half out of
-the time loop: ``project_inputs(params, x)`` is the affine map of the input (it does not
-depend on the state, so over a whole sequence it is one GEMM), and
-``step_projected(params, state, x_proj)`` is the recurrent rest. ``step`` is exactly
-``step_projected(params, state, project_inputs(params, x))``.
+Every cell splits its step in two: ``project_inputs(params, x)`` is the affine map of
+the input (it does not depend on the state), and ``step_projected(params, state, x_proj)``
+is the recurrent rest; ``step`` is exactly ``step_projected(params, state,
+project_inputs(params, x))``. Cells whose recurrence is one GEMM ``h @ w_h`` followed by
+elementwise work also offer ``fast_scan``, a sequence loop with a hand-made VJP that
+computes every weight gradient as one GEMM after the backward loop (:mod:`lstmx._fused`).
 
 Parameter layouts are public and match PyTorch's up to a transpose (``y = x @ w``), so
 weights convert exactly (see :mod:`lstmx.convert`).
@@ -27,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from lstmx import _checks
+from lstmx._fused import make_fast_scan
 
 Array = jax.Array
 Params = Any
@@ -62,6 +64,10 @@ class Cell(NamedTuple):
         depends only on the input, ``x [..., I] -> [..., P]`` for any leading axes.
       step_projected: ``step_projected(params, state, x_proj) -> (state, y)``.
       output_size: ``O``, the size of ``y`` (the hidden size for a single cell).
+      fast_scan: the cell's fast sequence path, or None:
+        ``fast_scan(params, state, xs [T, *batch, I], valid [T, *batch] | None, reverse,
+        unroll) -> (final_state, ys [T, *batch, O])`` with the semantics of
+        :func:`lstmx.scan`; steps where ``valid`` is False keep the state and output zero.
     """
 
     init: Callable[..., Params]
@@ -70,6 +76,7 @@ class Cell(NamedTuple):
     project_inputs: Callable[[Params, Array], Array]
     step_projected: Callable[[Params, State, Array], tuple[State, Array]]
     output_size: int
+    fast_scan: Callable[..., tuple[State, Array]] | None = None
 
 
 class LSTMState(NamedTuple):
@@ -313,8 +320,9 @@ def lstm(
         z = x @ params.w_x
         return z + _broadcast_bias(params.b, z)
 
-    def step_projected(params: LSTMParams, state: State, x_proj: Array) -> tuple[State, Array]:
-        z = x_proj + state.h @ params.w_h
+    def pointwise(params: LSTMParams, state: State, x_proj: Array, hh: Array):
+        """Everything after the recurrent GEMM ``hh = h_prev @ w_h``."""
+        z = x_proj + hh
         pre = dict(zip(blocks, jnp.split(z, G, axis=-1), strict=True))
         if full_gate_recurrence:
             from_gates = jnp.split(state.gates @ params.w_gates, k, axis=-1)
@@ -346,6 +354,9 @@ def lstm(
             return FGRState(out, c, gates), out
         return LSTMState(out, c), out
 
+    def step_projected(params: LSTMParams, state: State, x_proj: Array) -> tuple[State, Array]:
+        return pointwise(params, state, x_proj, state.h @ params.w_h)
+
     return Cell(
         init=init_fn,
         initial_state=initial_state,
@@ -353,6 +364,7 @@ def lstm(
         project_inputs=project_inputs,
         step_projected=step_projected,
         output_size=H,
+        fast_scan=make_fast_scan(project_inputs, pointwise),
     )
 
 
@@ -407,20 +419,25 @@ def gru(
         z = x @ params.w_x
         return z + _broadcast_bias(params.b_x, z)
 
+    def pointwise(params: GRUParams, state: GRUState, x_proj: Array, hh: Array):
+        """reset_after=True: everything after the recurrent GEMM ``hh = h_prev @ w_h``."""
+        h_r, h_z, h_n = jnp.split(hh + _broadcast_bias(params.b_h, hh), 3, axis=-1)
+        x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
+        r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
+        n = jnp.tanh(x_n + r * h_n)
+        h_new = (1.0 - z) * n + z * state.h
+        return GRUState(h_new), h_new
+
     def step_projected(params: GRUParams, state: GRUState, x_proj: Array):
+        if reset_after:
+            return pointwise(params, state, x_proj, state.h @ params.w_h)
         h = state.h
         x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
-        if reset_after:
-            hh = h @ params.w_h
-            h_r, h_z, h_n = jnp.split(hh + _broadcast_bias(params.b_h, hh), 3, axis=-1)
-            r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
-            n = jnp.tanh(x_n + r * h_n)
-        else:
-            hh = h @ params.w_h[:, : 2 * H]
-            h_r, h_z = jnp.split(hh + _broadcast_bias(params.b_h[: 2 * H], hh), 2, axis=-1)
-            r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
-            h_n = (r * h) @ params.w_h[:, 2 * H :]
-            n = jnp.tanh(x_n + h_n + _broadcast_bias(params.b_h[2 * H :], h_n))
+        hh = h @ params.w_h[:, : 2 * H]
+        h_r, h_z = jnp.split(hh + _broadcast_bias(params.b_h[: 2 * H], hh), 2, axis=-1)
+        r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
+        h_n = (r * h) @ params.w_h[:, 2 * H :]
+        n = jnp.tanh(x_n + h_n + _broadcast_bias(params.b_h[2 * H :], h_n))
         h_new = (1.0 - z) * n + z * h
         return GRUState(h_new), h_new
 
@@ -431,6 +448,9 @@ def gru(
         project_inputs=project_inputs,
         step_projected=step_projected,
         output_size=H,
+        # Cho's reset multiplies h before its second GEMM, so the recurrence is not one
+        # GEMM followed by elementwise work; it runs on autodiff of lax.scan.
+        fast_scan=make_fast_scan(project_inputs, pointwise) if reset_after else None,
     )
 
 
@@ -462,9 +482,12 @@ def rnn(hidden_size: int, activation: Callable[[Array], Array] = jnp.tanh) -> Ce
         z = x @ params.w_x
         return z + _broadcast_bias(params.b, z)
 
-    def step_projected(params: RNNParams, state: RNNState, x_proj: Array):
-        h = activation(x_proj + state.h @ params.w_h)
+    def pointwise(params: RNNParams, state: RNNState, x_proj: Array, hh: Array):
+        h = activation(x_proj + hh)
         return RNNState(h), h
+
+    def step_projected(params: RNNParams, state: RNNState, x_proj: Array):
+        return pointwise(params, state, x_proj, state.h @ params.w_h)
 
     return Cell(
         init=init_fn,
@@ -473,6 +496,7 @@ def rnn(hidden_size: int, activation: Callable[[Array], Array] = jnp.tanh) -> Ce
         project_inputs=project_inputs,
         step_projected=step_projected,
         output_size=H,
+        fast_scan=make_fast_scan(project_inputs, pointwise),
     )
 
 

@@ -41,8 +41,10 @@ def scan(
 ) -> tuple[State, Array]:
     """Runs ``cell`` over a sequence with ``lax.scan``.
 
-    The input projections of all steps are computed before the loop as one GEMM
-    (``cell.project_inputs``); only the recurrent part runs inside it.
+    Uses the cell's fast path (``cell.fast_scan``: a hand-made VJP whose weight gradients
+    are single GEMMs after the backward loop) where it has one. Reverse-mode autodiff
+    (``jax.grad``, ``jax.vjp``) works through it; forward mode (``jax.jvp``,
+    ``jax.jacfwd``) does not, so use :func:`scan_stepwise`, same contract, for that.
 
     Args:
       cell: an :class:`lstmx.Cell`.
@@ -96,42 +98,48 @@ def _run(cell, params, xs, state, lengths, reverse, time_major, unroll, *, fused
     time_axis = 0 if time_major else xs.ndim - 2
     num_steps = xs.shape[time_axis]
     batch_shape = tuple(xs.shape[:time_axis] + xs.shape[time_axis + 1 : -1])
+    jax.eval_shape(cell.project_inputs, params, xs)  # checks params and xs on the user's layout
     if state is None:
         state = cell.initial_state(batch_shape, xs.dtype)
     _check_state_batch(state, batch_shape)
-
-    if fused:
-        inputs = cell.project_inputs(params, xs)  # one GEMM over all steps
-        step = cell.step_projected
-    else:
-        inputs = xs
-        step = cell.step
-    inputs = jnp.moveaxis(inputs, time_axis, 0)  # [T, *batch, features]
-
-    if lengths is None:
-        final, ys = lax.scan(
-            lambda s, x: step(params, s, x), state, inputs, reverse=reverse, unroll=unroll
-        )
-    else:
+    valid = None
+    if lengths is not None:
         lengths = _check_lengths(lengths, batch_shape, num_steps)
-
-        def masked_step(carry, inputs_t):
-            x_t, t = inputs_t
-            new_state, y = step(params, carry, x_t)
-            valid = (t < lengths)[..., None]  # [*batch, 1]
-            new_state = jax.tree_util.tree_map(
-                lambda new, old: jnp.where(valid, new, old), new_state, carry
-            )
-            return new_state, jnp.where(valid, y, jnp.zeros_like(y))
-
-        final, ys = lax.scan(
-            masked_step,
-            state,
-            (inputs, jnp.arange(num_steps)),
-            reverse=reverse,
-            unroll=unroll,
-        )
+        valid = jnp.arange(num_steps).reshape((num_steps,) + (1,) * lengths.ndim) < lengths[None]
+    xs = jnp.moveaxis(xs, time_axis, 0)  # [T, *batch, I]
+    if fused:
+        final, ys = _fast_scan(cell, params, state, xs, valid, reverse, unroll)
+    else:
+        final, ys = _scan_steps(cell.step, params, state, xs, valid, reverse, unroll)
     return final, jnp.moveaxis(ys, 0, time_axis)
+
+
+def _scan_steps(step, params, state, inputs, valid, reverse, unroll):
+    """``lax.scan`` of ``step``; where ``valid`` [T, *batch] is False the state is kept."""
+
+    def masked_step(carry, inputs_t):
+        x_t, valid_t = inputs_t
+        new_state, y = step(params, carry, x_t)
+        if valid_t is None:
+            return new_state, y
+        keep = valid_t[..., None]
+        new_state = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(keep, new, old), new_state, carry
+        )
+        return new_state, jnp.where(keep, y, jnp.zeros_like(y))
+
+    return lax.scan(masked_step, state, (inputs, valid), reverse=reverse, unroll=unroll)
+
+
+def _fast_scan(cell, params, state, xs, valid, reverse, unroll):
+    """The cell's fast path if it has one, else autodiff of ``lax.scan`` over its step."""
+    if cell.fast_scan is not None:
+        return cell.fast_scan(params, state, xs, valid, reverse, unroll)
+
+    def step(params, state, x):
+        return cell.step_projected(params, state, cell.project_inputs(params, x))
+
+    return _scan_steps(step, params, state, xs, valid, reverse, unroll)
 
 
 def _check_state_batch(state: State, batch_shape: tuple[int, ...]) -> None:
@@ -230,7 +238,25 @@ def stack(cells: Sequence[Cell]) -> Cell:
         check(params, state)
         return step_projected(params, state, project_inputs(params, x))
 
-    return Cell(init, initial_state, step, project_inputs, step_projected, cells[-1].output_size)
+    def fast_scan(params, state, xs, valid, reverse, unroll):
+        """Layer by layer, each on its own fast path."""
+        check(params, state)
+        finals = []
+        for cell, layer_params, layer_state in zip(cells, params.layers, state.layers):
+            final, xs = _fast_scan(cell, layer_params, layer_state, xs, valid, reverse, unroll)
+            finals.append(final)
+        ys = xs
+        return StackState(tuple(finals)), ys
+
+    return Cell(
+        init,
+        initial_state,
+        step,
+        project_inputs,
+        step_projected,
+        cells[-1].output_size,
+        fast_scan,
+    )
 
 
 class BidirectionalParams(NamedTuple):
