@@ -127,6 +127,8 @@ def _check_record(rec: Any) -> str | None:
         return f"'task' must be a name of letters, digits, '_', '.', '-'; got {rec['task']!r}"
     if not _is_int(rec["length"]) or rec["length"] < 1:
         return f"'length' must be a positive integer; got {rec['length']!r}"
+    if "label" in rec and (not isinstance(rec["label"], str) or not rec["label"]):
+        return "label must be a non-empty string when present"
     if not isinstance(rec["variant"], str) or not rec["variant"]:
         return f"'variant' must be a non-empty string; got {rec['variant']!r}"
     if not _is_int(rec["seed"]):
@@ -212,7 +214,7 @@ def load_records(workdir: str | os.PathLike[str]) -> tuple[list[dict[str, Any]],
         if problem is not None:
             problems.append(f"{path}: {problem}")
             continue
-        key = (rec["task"], rec["length"], rec["variant"], rec["seed"])
+        key = (rec["task"], rec["length"], _label(rec), rec["seed"])
         if key in seen:
             problems.append(
                 f"{path}: duplicate of {seen[key]} (same task, length, variant and seed)"
@@ -378,6 +380,11 @@ def _steps_to_solve(rec: Mapping[str, Any], threshold: float) -> int:
     return rec["final"]["step"]  # Solved at the final evaluation, which history lacks.
 
 
+def _label(rec: Mapping[str, Any]) -> str:
+    """The name a record is compared under: its ``label`` (e.g. "lstm+chrono") or variant."""
+    return rec.get("label") or rec["variant"]
+
+
 def _variant_order(variants: Iterable[str]) -> list[str]:
     """The reference variant first, then the others alphabetically."""
     return sorted(set(variants), key=lambda v: (v != REFERENCE_VARIANT, v))
@@ -386,8 +393,8 @@ def _variant_order(variants: Iterable[str]) -> list[str]:
 def _group(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, int], dict[str, list]]:
     groups: dict[tuple[str, int], dict[str, list]] = {}
     for rec in records:
-        groups.setdefault((rec["task"], rec["length"]), {}).setdefault(rec["variant"], [])
-        groups[(rec["task"], rec["length"])][rec["variant"]].append(rec)
+        groups.setdefault((rec["task"], rec["length"]), {}).setdefault(_label(rec), [])
+        groups[(rec["task"], rec["length"])][_label(rec)].append(rec)
     return {k: groups[k] for k in sorted(groups)}
 
 

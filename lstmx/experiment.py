@@ -55,7 +55,7 @@ def _finished_seeds(workdir: Path, config: Config, log: Callable[[str], None]) -
     """Seeds with a valid record made with the same settings; corrupt ones are set aside."""
     finished = set()
     for seed in config.seeds:
-        path = results.record_path(workdir, config.task, config.length, config.variant, seed)
+        path = results.record_path(workdir, config.task, config.length, config.label, seed)
         if not path.exists():
             continue
         try:
@@ -74,6 +74,7 @@ def _record(config, seed, index, history, final, diverged_step, steps_per_second
         "task": config.task,
         "length": config.length,
         "variant": config.variant,
+        "label": config.label,
         "seed": seed,
         "config": config.to_dict(),
         "baseline": task_baseline(config.task, config.length),
@@ -92,7 +93,7 @@ def _format_progress(config: Config, step: int, point: list[dict], rate: float) 
     losses = np.array([p["loss"] for p in point])
     accuracy = np.array([p["accuracy"] for p in point])
     return (
-        f"{config.task} T={config.length} {config.variant:>8} step {step:>6}/{config.steps}  "
+        f"{config.task} T={config.length} {config.label:>8} step {step:>6}/{config.steps}  "
         f"loss {np.nanmedian(losses):.4f} [{np.nanmin(losses):.4f}, {np.nanmax(losses):.4f}]  "
         f"acc {np.nanmedian(accuracy):.3f}  {rate:.1f} steps/s"
     )
@@ -125,11 +126,11 @@ def run_variant(
     finished = _finished_seeds(workdir, config, log)
     todo = tuple(seed for seed in config.seeds if seed not in finished)
     if not todo:
-        log(f"{config.task} T={config.length} {config.variant}: all seeds finished, skipping.")
+        log(f"{config.task} T={config.length} {config.label}: all seeds finished, skipping.")
         return []
     config = dataclasses.replace(config, seeds=todo)
     trainer = make_trainer(config)
-    checkpoint = results.checkpoint_path(workdir, config.task, config.length, config.variant)
+    checkpoint = results.checkpoint_path(workdir, config.task, config.length, config.label)
 
     state, history, wall_time = trainer.init(), [], 0.0
     if checkpoint.exists():
@@ -186,7 +187,7 @@ def run_variant(
         )
         record["num_params"] = trainer.num_params
         results.write_json_atomic(
-            results.record_path(workdir, config.task, config.length, config.variant, seed), record
+            results.record_path(workdir, config.task, config.length, config.label, seed), record
         )
         records.append(record)
     checkpoint.unlink(missing_ok=True)

@@ -2,10 +2,12 @@
 
 Layout under a work directory::
 
-    records/{task}_T{length}_{variant}_seed{seed}.json    one finished run (format below)
-    checkpoints/{task}_T{length}_{variant}.msgpack         training state of all seeds
+    records/{task}_T{length}_{label}_seed{seed}.json    one finished run (format below)
+    checkpoints/{task}_T{length}_{label}.msgpack         training state of all seeds
 
-A record holds ``format``, ``task``, ``length``, ``variant``, ``seed``, ``config`` (every
+where ``label`` is the variant, with "+chrono" appended for chrono-initialised runs so
+both can share a work directory. A record holds ``format``, ``task``, ``length``,
+``variant``, ``label``, ``seed``, ``config`` (every
 setting), ``baseline``, ``num_params``, ``history`` (evaluation points: ``step``,
 ``loss``, ``accuracy``, ``train_loss``, ``wall_time``), ``final``, ``status``
 ("finished" or "diverged"), ``diverged_step``, ``steps_per_second``, ``wall_time`` and
@@ -73,16 +75,14 @@ def _run_name(task: str, length: int, variant: str) -> str:
     return f"{task}_T{length}_{variant}"
 
 
-def record_path(
-    workdir: str | os.PathLike, task: str, length: int, variant: str, seed: int
-) -> Path:
+def record_path(workdir: str | os.PathLike, task: str, length: int, label: str, seed: int) -> Path:
     """Where the record of one seed lives."""
-    return Path(workdir) / "records" / f"{_run_name(task, length, variant)}_seed{seed}.json"
+    return Path(workdir) / "records" / f"{_run_name(task, length, label)}_seed{seed}.json"
 
 
-def checkpoint_path(workdir: str | os.PathLike, task: str, length: int, variant: str) -> Path:
-    """Where the checkpoint of one variant's training (all seeds) lives."""
-    return Path(workdir) / "checkpoints" / f"{_run_name(task, length, variant)}.msgpack"
+def checkpoint_path(workdir: str | os.PathLike, task: str, length: int, label: str) -> Path:
+    """Where the checkpoint of one label's training (all seeds) lives."""
+    return Path(workdir) / "checkpoints" / f"{_run_name(task, length, label)}.msgpack"
 
 
 def read_record(path: str | os.PathLike) -> dict:

@@ -130,6 +130,11 @@ class Config:
         make_cell(self)  # refuses impossible combinations, e.g. chrono init for nfg
 
     @property
+    def label(self) -> str:
+        """The name results are filed and compared under: the variant, "+chrono" if so."""
+        return f"{self.variant}+chrono" if self.init == "chrono" else self.variant
+
+    @property
     def t_max(self) -> int:
         """Chrono's longest expected dependency: 3T/2 for copy, T for adding."""
         return max(3, 3 * self.length // 2 if self.task == "copy" else self.length)

@@ -1,0 +1,156 @@
+"""Times lstmx cells against Flax, Haiku and PyTorch: training step, inference, length sweep.
+
+Everything runs in this one process, the contenders interleaved (see lstmx.benchmarking
+for the method, the FLOP formula and what "peak memory" means). Haiku and PyTorch are
+optional (pip install -e '.[bench]'); a missing one is skipped and the tables say so.
+Examples:
+
+  python -m experiments.benchmark
+  python -m experiments.benchmark --shapes=128x100x10x128 --variants=lstm \\
+      --peers=flax,torch --repetitions=5 --mode=train --sweep_steps=
+
+Writes OUTPUT_DIR/benchmark.json and OUTPUT_DIR/benchmark.md and prints the Markdown.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+from lstmx import benchmarking
+from lstmx.cells import variant_names
+
+
+def _valid(parse, values) -> bool:
+    try:
+        for value in values:
+            parse(value)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list(
+    "shapes",
+    [str(shape) for shape in benchmarking.DEFAULT_SHAPES],
+    "Comma-separated shapes BxTxIxH (batch x time steps x inputs x hidden units).",
+)
+flags.DEFINE_list(
+    "variants",
+    ["lstm", "gru"],
+    f"lstmx variants to time; any of: {', '.join(variant_names())}.",
+)
+flags.DEFINE_list(
+    "peers",
+    list(benchmarking.PEER_LIBRARIES),
+    "Peer libraries to time against (any of flax, haiku, torch; empty for none). "
+    "Those not installed are skipped with the reason.",
+)
+flags.DEFINE_integer("repetitions", 20, "Timed calls per contender.", lower_bound=1)
+flags.DEFINE_integer("warmup", 3, "Untimed calls per contender after compiling.", lower_bound=0)
+flags.DEFINE_list(
+    "mode",
+    list(benchmarking.MODES),
+    "What to time: train (forward + backward), inference (forward only), or both.",
+)
+flags.DEFINE_list(
+    "sweep_steps",
+    [str(steps) for steps in benchmarking.DEFAULT_SWEEP_STEPS],
+    "Sequence lengths T of the sweep (lstmx lstm vs flax LSTMCell and torch nn.LSTM, "
+    "training); empty for no sweep.",
+)
+flags.DEFINE_string(
+    "sweep_shape",
+    str(benchmarking.DEFAULT_SWEEP_SHAPE),
+    "BxIxH of the sequence-length sweep.",
+)
+flags.DEFINE_integer("seed", 0, "Seed of the weights and the input.", lower_bound=0)
+flags.DEFINE_string(
+    "output_dir", "bench_results", "Where benchmark.json and benchmark.md are written."
+)
+
+flags.register_validator(
+    "shapes",
+    lambda values: bool(values) and _valid(benchmarking.parse_shape, values),
+    message="--shapes must be a non-empty list of BxTxIxH with positive integers, "
+    "e.g. 128x100x10x128,32x100x128x512.",
+)
+flags.register_validator(
+    "variants",
+    lambda names: bool(names) and all(name in variant_names() for name in names),
+    message=f"--variants must be a non-empty list of: {', '.join(variant_names())}.",
+)
+flags.register_validator(
+    "peers",
+    lambda names: all(name in benchmarking.PEER_LIBRARIES for name in names),
+    message=f"--peers must be a list of: {', '.join(benchmarking.PEER_LIBRARIES)}.",
+)
+flags.register_validator(
+    "mode",
+    lambda modes: bool(modes) and all(mode in benchmarking.MODES for mode in modes),
+    message=f"--mode must be a non-empty list of: {', '.join(benchmarking.MODES)}.",
+)
+flags.register_validator(
+    "sweep_steps",
+    lambda values: _valid(_positive_int, values),
+    message="--sweep_steps must be a list of positive integers, e.g. 100,400,1600.",
+)
+flags.register_validator(
+    "sweep_shape",
+    lambda value: _valid(benchmarking.parse_sweep_shape, [value]),
+    message="--sweep_shape must be BxIxH with positive integers, e.g. 32x10x128.",
+)
+flags.register_validator(
+    "output_dir",
+    lambda path: bool(path) and not os.path.isfile(path),
+    message="--output_dir must be a directory path, not an existing file.",
+)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv):
+    if len(argv) > 1:
+        sys.exit(
+            f"experiments.benchmark: error: unexpected arguments {argv[1:]}; "
+            "flags are --name=value."
+        )
+    try:
+        os.makedirs(FLAGS.output_dir, exist_ok=True)
+        if not os.access(FLAGS.output_dir, os.W_OK):
+            raise ValueError(f"--output_dir {FLAGS.output_dir} is not writable.")
+    except (ValueError, OSError) as error:
+        sys.exit(f"experiments.benchmark: error: {error}")
+    # Flags are validated above; an exception from here on is a bug and keeps its traceback.
+    result = benchmarking.run_benchmark(
+        shapes=[benchmarking.parse_shape(text) for text in FLAGS.shapes],
+        variants=FLAGS.variants,
+        peers=FLAGS.peers,
+        repetitions=FLAGS.repetitions,
+        warmup=FLAGS.warmup,
+        modes=FLAGS.mode,
+        sweep_steps=[int(text) for text in FLAGS.sweep_steps],
+        sweep_shape=benchmarking.parse_sweep_shape(FLAGS.sweep_shape),
+        seed=FLAGS.seed,
+        log=_log,
+    )
+    try:
+        written = benchmarking.write_results(result, FLAGS.output_dir)
+    except OSError as error:
+        sys.exit(f"experiments.benchmark: error: cannot write results: {error}")
+    print(benchmarking.to_markdown(result))
+    print(f"wrote {', '.join(written)}")
+
+
+if __name__ == "__main__":
+    app.run(main)
