@@ -8,7 +8,7 @@ Quick use::
     final_state, ys = lstmx.scan(cell, params, xs)   # xs [B, T, 10] -> ys [B, T, 128]
 """
 
-from lstmx import convert, tasks
+from lstmx import convert, diagnostics, tasks
 from lstmx.cells import (
     Cell,
     FGRState,
@@ -26,6 +26,7 @@ from lstmx.cells import (
     variant_names,
     variant_summary,
 )
+from lstmx.describe import Description, ParameterRow, describe
 from lstmx.sequence import (
     Bidirectional,
     BidirectionalParams,
@@ -45,17 +46,21 @@ __all__ = [
     "BidirectionalParams",
     "BidirectionalState",
     "Cell",
+    "Description",
     "FGRState",
     "GRUParams",
     "GRUState",
     "LSTMParams",
     "LSTMState",
+    "ParameterRow",
     "RNNParams",
     "RNNState",
     "StackParams",
     "StackState",
     "bidirectional",
     "convert",
+    "describe",
+    "diagnostics",
     "gru",
     "lstm",
     "rnn",
