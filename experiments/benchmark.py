@@ -17,6 +17,7 @@ import sys
 
 from absl import app, flags
 
+from experiments import _common
 from lstmx import benchmarking
 from lstmx.cells import variant_names
 
@@ -120,15 +121,9 @@ def _log(message: str) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(
-            f"experiments.benchmark: error: unexpected arguments {argv[1:]}; "
-            "flags are --name=value."
-        )
+    _common.start("experiments.benchmark", argv)
     try:
-        os.makedirs(FLAGS.output_dir, exist_ok=True)
-        if not os.access(FLAGS.output_dir, os.W_OK):
-            raise ValueError(f"--output_dir {FLAGS.output_dir} is not writable.")
+        _common.writable_directory("output_dir", FLAGS.output_dir)
     except (ValueError, OSError) as error:
         sys.exit(f"experiments.benchmark: error: {error}")
     # Flags are validated above; an exception from here on is a bug and keeps its traceback.

@@ -16,13 +16,13 @@ again after training finished, it only samples again (try another --prompt or
 lstmx.char_lm.
 """
 
-import logging
 import math
 import os
 import sys
 
 from absl import app, flags
 
+from experiments import _common
 from lstmx import char_lm
 from lstmx.cells import variant_names
 from lstmx.experiment import ConfigMismatchError
@@ -80,18 +80,12 @@ flags.register_validator(
 )
 flags.register_validator("prompt", bool, message="--prompt must not be empty.")
 flags.register_validator("seed", lambda value: value >= 0, message="--seed must be >= 0.")
-flags.register_validator(
-    "workdir",
-    lambda path: bool(path) and not os.path.isfile(path),
-    message="--workdir must be a directory path, not an existing file.",
-)
+_common.require_directory_path("workdir")
 
 
 def main(argv):
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     name = "experiments.char_lm"
-    if len(argv) > 1:
-        sys.exit(f"{name}: error: unexpected arguments {argv[1:]}; flags are --name=value.")
+    _common.start(name, argv)
     try:
         if FLAGS.dropout > 0 and FLAGS.num_layers < 2:
             raise ValueError(
@@ -122,9 +116,7 @@ def main(argv):
             corpus.vocab.encode(FLAGS.prompt)
         except ValueError as error:
             raise ValueError(f"--prompt has {error}") from None
-        os.makedirs(FLAGS.workdir, exist_ok=True)
-        if not os.access(FLAGS.workdir, os.W_OK):
-            raise ValueError(f"--workdir {FLAGS.workdir} is not writable.")
+        _common.writable_directory("workdir", FLAGS.workdir)
     except (ValueError, TypeError, OSError, RuntimeError) as error:
         sys.exit(f"{name}: error: {error}")
     info = corpus.info()

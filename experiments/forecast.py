@@ -11,13 +11,13 @@ start of the test series) to --output_dir (default runs/forecast/SERIES). The se
 split, baselines and models are described in lstmx.forecast.
 """
 
-import logging
 import math
 import os
 import sys
 
 from absl import app, flags
 
+from experiments import _common
 from lstmx import forecast
 from lstmx.cells import variant_names
 
@@ -74,10 +74,8 @@ flags.register_validator(
 
 
 def main(argv):
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     name = "experiments.forecast"
-    if len(argv) > 1:
-        sys.exit(f"{name}: error: unexpected arguments {argv[1:]}; flags are --name=value.")
+    _common.start(name, argv)
     output_dir = FLAGS.output_dir or os.path.join("runs", "forecast", FLAGS.series)
     try:
         config = forecast.Config(
@@ -95,9 +93,7 @@ def main(argv):
             seed=FLAGS.seed,
             plot_length=FLAGS.plot_length,
         )
-        os.makedirs(output_dir, exist_ok=True)
-        if not os.access(output_dir, os.W_OK):
-            raise ValueError(f"--output_dir {output_dir} is not writable.")
+        _common.writable_directory("output_dir", output_dir)
     except (ValueError, TypeError, OSError) as error:
         sys.exit(f"{name}: error: {error}")
     result = forecast.run_forecast(config)

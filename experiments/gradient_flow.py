@@ -13,13 +13,13 @@ Writes OUTPUT_DIR/gradient_flow.csv (variant, stage, train_steps, lag, norm_wrt_
 norm_wrt_state), gradient_flow.png and gate_statistics.csv, and prints a summary.
 """
 
-import logging
 import os
 import sys
 
 import jax
 from absl import app, flags
 
+from experiments import _common
 from lstmx import diagnostics, tasks, training
 from lstmx.cells import variant_names
 
@@ -88,16 +88,9 @@ def measure(name: str, xs: jax.Array) -> list[diagnostics.FlowCurve]:
 
 
 def main(argv):
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    if len(argv) > 1:
-        sys.exit(
-            f"experiments.gradient_flow: error: unexpected arguments {argv[1:]}; "
-            "flags are --name=value."
-        )
+    _common.start("experiments.gradient_flow", argv)
     try:
-        os.makedirs(FLAGS.output_dir, exist_ok=True)
-        if not os.access(FLAGS.output_dir, os.W_OK):
-            raise ValueError(f"--output_dir {FLAGS.output_dir} is not writable.")
+        _common.writable_directory("output_dir", FLAGS.output_dir)
     except (ValueError, OSError) as error:
         sys.exit(f"experiments.gradient_flow: error: {error}")
     data_key = jax.random.fold_in(jax.random.key(FLAGS.seed), 2**20)  # apart from training's

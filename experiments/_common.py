@@ -1,0 +1,34 @@
+"""What every experiment script does around its work, written once.
+
+Scripts stay thin: quiet JAX's TPU probe, refuse stray positional arguments, and make
+sure the output directory exists and can be written, each failure as one line.
+"""
+
+import logging
+import os
+import sys
+
+from absl import flags
+
+
+def start(program: str, argv: list[str]) -> None:
+    """Silences JAX's INFO line about a missing TPU; exits on positional arguments."""
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    if len(argv) > 1:
+        sys.exit(f"{program}: error: unexpected arguments {argv[1:]}; flags are --name=value.")
+
+
+def writable_directory(flag: str, path: str) -> None:
+    """Creates ``path`` if needed; raises ValueError or OSError naming ``--flag``."""
+    os.makedirs(path, exist_ok=True)
+    if not os.access(path, os.W_OK):
+        raise ValueError(f"--{flag} {path} is not writable.")
+
+
+def require_directory_path(flag: str) -> None:
+    """Registers a validator: the flag must name a directory, not an existing file."""
+    flags.register_validator(
+        flag,
+        lambda path: bool(path) and not os.path.isfile(path),
+        message=f"--{flag} must be a directory path, not an existing file.",
+    )
