@@ -7,6 +7,7 @@ sure the output directory exists and can be written, each failure as one line.
 import logging
 import os
 import sys
+import tempfile
 
 from absl import flags
 
@@ -19,10 +20,18 @@ def start(program: str, argv: list[str]) -> None:
 
 
 def writable_directory(flag: str, path: str) -> None:
-    """Creates ``path`` if needed; raises ValueError or OSError naming ``--flag``."""
-    os.makedirs(path, exist_ok=True)
-    if not os.access(path, os.W_OK):
-        raise ValueError(f"--{flag} {path} is not writable.")
+    """Creates ``path`` and writes a file in it, or raises ValueError saying why not.
+
+    Writing is tried rather than ``os.access`` asked: root passes every permission check,
+    but a read-only filesystem or a path under a regular file still refuses the write.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ValueError(f"--{flag} {path} is not a writable directory ({reason}).") from None
 
 
 def require_directory_path(flag: str) -> None:

@@ -9,14 +9,31 @@ variants, three seeds) and prints its table. Examples:
 
 Records go to WORKDIR/records, checkpoints to WORKDIR/checkpoints. Killed and started
 again with the same flags, it skips finished runs and resumes unfinished ones.
+
+Devices: the seeds are spread over every local device (GPUs, TPU cores) with no flag;
+use a number of seeds that is a multiple of the device count (``lstmx.training``). On CPU,
+``XLA_FLAGS=--xla_force_host_platform_device_count=N`` simulates N devices.
+
+Several hosts: start the same command on every host with ``--distributed``, which calls
+``jax.distributed.initialize()``. On Cloud TPU, SLURM (``srun``), Open MPI (``mpirun``)
+and Kubernetes (JobSet) the cluster is detected from the environment; elsewhere give
+``--coordinator_address=HOST:PORT`` (or set ``JAX_COORDINATOR_ADDRESS``),
+``--num_processes`` and ``--process_id`` on each. Process 0 alone writes records,
+checkpoints and the summary and prints progress; the workdir must be a filesystem every
+process sees (resuming reads it on every process). For example, two processes::
+
+  python -m experiments.run --distributed --coordinator_address=host0:1234 \
+      --num_processes=2 --process_id=0 --seeds=8 --workdir=/shared/runs/a   # on host0
+  python -m experiments.run --distributed --coordinator_address=host0:1234 \
+      --num_processes=2 --process_id=1 --seeds=8 --workdir=/shared/runs/a   # on host1
 """
 
-import logging
-import os
 import sys
 
+import jax
 from absl import app, flags
 
+from experiments import _common
 from lstmx import compare, experiment, training
 from lstmx.cells import variant_names
 
@@ -82,6 +99,30 @@ flags.DEFINE_integer("checkpoint_every", 1, "Evaluations between checkpoints.", 
 flags.DEFINE_string(
     "workdir", "runs/default", "Directory for records, checkpoints and the summary."
 )
+flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Call jax.distributed.initialize() first: one process of a multi-host run. The cluster "
+    "is detected (Cloud TPU, SLURM, Open MPI, Kubernetes) unless the three flags below say "
+    "it. Only process 0 writes; the workdir must be shared by all processes.",
+)
+flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "With --distributed: HOST:PORT of process 0 (default: detected, or $JAX_COORDINATOR_ADDRESS).",
+)
+flags.DEFINE_integer(
+    "num_processes",
+    None,
+    "With --distributed: number of processes (default: detected).",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "process_id",
+    None,
+    "With --distributed: this process's id in 0..num_processes-1 (default: detected).",
+    lower_bound=0,
+)
 
 flags.register_validator(
     "variants",
@@ -92,11 +133,39 @@ flags.register_validator(
     "learning_rate", lambda value: value > 0, message="--learning_rate must be > 0."
 )
 flags.register_validator("clip", lambda value: value > 0, message="--clip must be > 0.")
-flags.register_validator(
-    "workdir",
-    lambda path: bool(path) and not os.path.isfile(path),
-    message="--workdir must be a directory path, not an existing file.",
+_common.require_directory_path("workdir")
+flags.register_multi_flags_validator(
+    ["distributed", "coordinator_address", "num_processes", "process_id"],
+    lambda values: (
+        values["distributed"]
+        or all(
+            values[name] is None for name in ("coordinator_address", "num_processes", "process_id")
+        )
+    ),
+    message="--coordinator_address, --num_processes and --process_id need --distributed.",
 )
+flags.register_multi_flags_validator(
+    ["num_processes", "process_id"],
+    lambda values: None in values.values() or values["process_id"] < values["num_processes"],
+    message="--process_id must be less than --num_processes.",
+)
+
+
+def _start_distributed() -> None:
+    """jax.distributed.initialize() with the flags given; exits with one line on failure."""
+    try:
+        jax.distributed.initialize(
+            coordinator_address=FLAGS.coordinator_address,
+            num_processes=FLAGS.num_processes,
+            process_id=FLAGS.process_id,
+        )
+    except (RuntimeError, ValueError, TypeError) as error:
+        message = " ".join(str(error).split())
+        sys.exit(
+            f"experiments.run: error: --distributed could not start jax.distributed ({message}); "
+            "outside a detected cluster give --coordinator_address, --num_processes and "
+            "--process_id."
+        )
 
 
 def configs_from_flags() -> list[training.Config]:
@@ -131,24 +200,32 @@ def configs_from_flags() -> list[training.Config]:
 
 
 def main(argv):
-    # JAX logs at INFO that it found no TPU; on a CPU or GPU machine that is only noise.
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
-    if len(argv) > 1:
-        sys.exit(
-            f"experiments.run: error: unexpected arguments {argv[1:]}; flags are --name=value."
-        )
+    _common.start("experiments.run", argv)
     try:
-        configs = configs_from_flags()
-        os.makedirs(FLAGS.workdir, exist_ok=True)
-        if not os.access(FLAGS.workdir, os.W_OK):
-            raise ValueError(f"--workdir {FLAGS.workdir} is not writable.")
-    except (ValueError, TypeError, OSError) as error:
+        configs = configs_from_flags()  # before JAX starts a backend: bad values fail fast
+    except (ValueError, TypeError) as error:
         sys.exit(f"experiments.run: error: {error}")
+    if FLAGS.distributed:
+        _start_distributed()
+    try:
+        _common.writable_directory("workdir", FLAGS.workdir)
+    except ValueError as error:
+        sys.exit(f"experiments.run: error: {error}")
+    writer = jax.process_index() == 0  # of several processes, only the first writes and prints
+
+    def log(line: str) -> None:
+        if writer:
+            print(line, flush=True)
+
     for config in configs:
         try:
-            experiment.run_variant(config, FLAGS.workdir, checkpoint_every=FLAGS.checkpoint_every)
+            experiment.run_variant(
+                config, FLAGS.workdir, checkpoint_every=FLAGS.checkpoint_every, log=log
+            )
         except experiment.ConfigMismatchError as error:
             sys.exit(f"experiments.run: error: {error}")
+    if not writer:
+        return
     records, problems = compare.load_records(FLAGS.workdir)
     for problem in problems:
         print(f"warning: skipped {problem}", file=sys.stderr)

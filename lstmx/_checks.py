@@ -54,6 +54,42 @@ def feature_size(name: str, x: jax.Array, expected: int) -> None:
         )
 
 
+def input_and_params_dtypes(x: jax.Array, w_x: Any) -> None:
+    """Params must be floating and of the same dtype as the input they multiply."""
+    dtype = getattr(w_x, "dtype", None)
+    if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"params must have a floating dtype, got params.w_x of dtype {dtype}.")
+    if x.dtype != dtype:
+        raise TypeError(
+            f"x and params must have the same dtype, got x {x.dtype} and params {dtype}; "
+            "cast one of them with .astype."
+        )
+
+
+def batch_shape(value: Any) -> tuple[int, ...]:
+    """A batch shape: a tuple of non-negative ints."""
+    try:
+        shape = tuple(value)
+    except TypeError:
+        raise TypeError(f"batch_shape must be a tuple of ints, got {value!r}.") from None
+    for size in shape:
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
+            raise ValueError(f"batch_shape must hold non-negative ints, got {shape}.")
+    return tuple(int(size) for size in shape)
+
+
+def state_size(state: Any, hidden_size: int) -> None:
+    """Checks that the state's ``h`` (and ``c``, if any) have ``hidden_size`` features."""
+    for name in ("h", "c"):
+        leaf = getattr(state, name, None)
+        if leaf is not None and leaf.shape[-1:] != (hidden_size,):
+            expected = (*leaf.shape[:-1], hidden_size)
+            raise ValueError(
+                f"state.{name} must have shape {expected} ([*batch, H] with H={hidden_size}), "
+                f"got {tuple(leaf.shape)}."
+            )
+
+
 def batch_shape_matches(name: str, x: jax.Array, state_h: jax.Array) -> None:
     """Checks that the input and the state have the same leading batch axes."""
     if tuple(x.shape[:-1]) != tuple(state_h.shape[:-1]):

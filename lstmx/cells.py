@@ -175,16 +175,37 @@ def _broadcast_bias(bias: Array, like: Array) -> Array:
     return jnp.broadcast_to(bias, like.shape)
 
 
+def _draw_dtype(dtype: Any) -> Any:
+    """The dtype random initial values are drawn in before casting to ``dtype``.
+
+    Half-precision params (bfloat16, float16) are drawn in float32 and cast: XLA:CPU has no
+    half-precision QR for the orthogonal init, and this way ``init(key, I, jnp.bfloat16)``
+    equals ``init(key, I)`` cast to bfloat16.
+    """
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"init's dtype must be a floating dtype (float32, bfloat16, ...), got {dtype}."
+        )
+    return jnp.float32 if dtype.itemsize < 4 else dtype
+
+
+def _lecun_normal(key: Array, shape: tuple[int, ...], dtype: Any) -> Array:
+    return jax.nn.initializers.lecun_normal()(key, shape, _draw_dtype(dtype)).astype(dtype)
+
+
 def _orthogonal_blocks(key: Array, hidden_size: int, num_blocks: int, dtype: Any) -> Array:
     """``num_blocks`` independent orthogonal ``[H, H]`` matrices side by side: ``[H, n*H]``."""
     orthogonal = jax.nn.initializers.orthogonal()
     keys = jax.random.split(key, num_blocks)
-    return jnp.concatenate([orthogonal(k, (hidden_size, hidden_size), dtype) for k in keys], 1)
+    shape, draw = (hidden_size, hidden_size), _draw_dtype(dtype)
+    return jnp.concatenate([orthogonal(k, shape, draw) for k in keys], 1).astype(dtype)
 
 
 def _chrono_bias(key: Array, hidden_size: int, t_max: int, dtype: Any) -> Array:
     """``log(U[1, t_max - 1])`` per unit (Tallec & Ollivier 2018, eq. 16)."""
-    return jnp.log(jax.random.uniform(key, (hidden_size,), dtype, 1.0, t_max - 1.0))
+    draw = _draw_dtype(dtype)
+    return jnp.log(jax.random.uniform(key, (hidden_size,), draw, 1.0, t_max - 1.0)).astype(dtype)
 
 
 def _check_init(init: str, t_max: Any) -> int | None:
@@ -276,7 +297,7 @@ def lstm(
     def init_fn(key: Array, input_size: int, dtype: Any = jnp.float32) -> LSTMParams:
         input_size = _checks.positive_int("input_size", input_size)
         key_x, key_h, key_b, key_g = jax.random.split(key, 4)
-        w_x = jax.nn.initializers.lecun_normal()(key_x, (input_size, G * H), dtype)
+        w_x = _lecun_normal(key_x, (input_size, G * H), dtype)
         w_h = _orthogonal_blocks(key_h, H, G, dtype)
         bias = {name: jnp.zeros((H,), dtype) for name in blocks}
         if t_max is not None:
@@ -289,10 +310,11 @@ def lstm(
         p = jnp.zeros((k, H), dtype) if peephole else None
         w_gates = None
         if full_gate_recurrence:
-            w_gates = jax.nn.initializers.lecun_normal()(key_g, (k * H, k * H), dtype)
+            w_gates = _lecun_normal(key_g, (k * H, k * H), dtype)
         return LSTMParams(w_x, w_h, b, p, w_gates)
 
     def initial_state(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> State:
+        batch_shape = _checks.batch_shape(batch_shape)
         zeros = jnp.zeros((*batch_shape, H), dtype)
         if full_gate_recurrence:
             return FGRState(zeros, zeros, jnp.zeros((*batch_shape, k * H), dtype))
@@ -317,6 +339,7 @@ def lstm(
         check_params(params)
         x = _checks.float_array("x", x)
         _checks.feature_size("x", x, params.w_x.shape[0])
+        _checks.input_and_params_dtypes(x, params.w_x)
         z = x @ params.w_x
         return z + _broadcast_bias(params.b, z)
 
@@ -360,7 +383,7 @@ def lstm(
     return Cell(
         init=init_fn,
         initial_state=initial_state,
-        step=_make_step(project_inputs, step_projected, state_type),
+        step=_make_step(project_inputs, step_projected, state_type, H),
         project_inputs=project_inputs,
         step_projected=step_projected,
         output_size=H,
@@ -399,7 +422,7 @@ def gru(
     def init_fn(key: Array, input_size: int, dtype: Any = jnp.float32) -> GRUParams:
         input_size = _checks.positive_int("input_size", input_size)
         key_x, key_h, key_b = jax.random.split(key, 3)
-        w_x = jax.nn.initializers.lecun_normal()(key_x, (input_size, 3 * H), dtype)
+        w_x = _lecun_normal(key_x, (input_size, 3 * H), dtype)
         w_h = _orthogonal_blocks(key_h, H, 3, dtype)
         b_x = jnp.zeros((3 * H,), dtype)
         if t_max is not None:
@@ -407,7 +430,7 @@ def gru(
         return GRUParams(w_x, w_h, b_x, jnp.zeros((3 * H,), dtype))
 
     def initial_state(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> GRUState:
-        return GRUState(jnp.zeros((*batch_shape, H), dtype))
+        return GRUState(jnp.zeros((*_checks.batch_shape(batch_shape), H), dtype))
 
     def project_inputs(params: GRUParams, x: Array) -> Array:
         _checks.params_type("params", params, GRUParams)
@@ -416,6 +439,7 @@ def gru(
         _checks.array_shape("params.b_h", params.b_h, (3 * H,))
         x = _checks.float_array("x", x)
         _checks.feature_size("x", x, params.w_x.shape[0])
+        _checks.input_and_params_dtypes(x, params.w_x)
         z = x @ params.w_x
         return z + _broadcast_bias(params.b_x, z)
 
@@ -444,7 +468,7 @@ def gru(
     return Cell(
         init=init_fn,
         initial_state=initial_state,
-        step=_make_step(project_inputs, step_projected, GRUState),
+        step=_make_step(project_inputs, step_projected, GRUState, H),
         project_inputs=project_inputs,
         step_projected=step_projected,
         output_size=H,
@@ -467,11 +491,11 @@ def rnn(hidden_size: int, activation: Callable[[Array], Array] = jnp.tanh) -> Ce
     def init_fn(key: Array, input_size: int, dtype: Any = jnp.float32) -> RNNParams:
         input_size = _checks.positive_int("input_size", input_size)
         key_x, key_h = jax.random.split(key)
-        w_x = jax.nn.initializers.lecun_normal()(key_x, (input_size, H), dtype)
+        w_x = _lecun_normal(key_x, (input_size, H), dtype)
         return RNNParams(w_x, _orthogonal_blocks(key_h, H, 1, dtype), jnp.zeros((H,), dtype))
 
     def initial_state(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> RNNState:
-        return RNNState(jnp.zeros((*batch_shape, H), dtype))
+        return RNNState(jnp.zeros((*_checks.batch_shape(batch_shape), H), dtype))
 
     def project_inputs(params: RNNParams, x: Array) -> Array:
         _checks.params_type("params", params, RNNParams)
@@ -479,6 +503,7 @@ def rnn(hidden_size: int, activation: Callable[[Array], Array] = jnp.tanh) -> Ce
         _checks.array_shape("params.b", params.b, (H,))
         x = _checks.float_array("x", x)
         _checks.feature_size("x", x, params.w_x.shape[0])
+        _checks.input_and_params_dtypes(x, params.w_x)
         z = x @ params.w_x
         return z + _broadcast_bias(params.b, z)
 
@@ -492,7 +517,7 @@ def rnn(hidden_size: int, activation: Callable[[Array], Array] = jnp.tanh) -> Ce
     return Cell(
         init=init_fn,
         initial_state=initial_state,
-        step=_make_step(project_inputs, step_projected, RNNState),
+        step=_make_step(project_inputs, step_projected, RNNState, H),
         project_inputs=project_inputs,
         step_projected=step_projected,
         output_size=H,
@@ -500,7 +525,9 @@ def rnn(hidden_size: int, activation: Callable[[Array], Array] = jnp.tanh) -> Ce
     )
 
 
-def _make_step(project_inputs: Callable, step_projected: Callable, state_type: type) -> Callable:
+def _make_step(
+    project_inputs: Callable, step_projected: Callable, state_type: type, hidden_size: int
+) -> Callable:
     """``step = step_projected ∘ project_inputs``, with the state checked against ``x``."""
 
     def step(params: Params, state: State, x: Array) -> tuple[State, Array]:
@@ -509,6 +536,7 @@ def _make_step(project_inputs: Callable, step_projected: Callable, state_type: t
                 f"state must be {state_type.__name__} (from this cell's initial_state), "
                 f"got {type(state).__name__}."
             )
+        _checks.state_size(state, hidden_size)
         x_proj = project_inputs(params, x)
         _checks.batch_shape_matches("x", x_proj, state.h)
         return step_projected(params, state, x_proj)

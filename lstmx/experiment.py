@@ -5,6 +5,11 @@ safe to kill at any moment and start again with the same settings: finished seed
 skipped without touching their records, an unfinished run continues from its last
 checkpoint, and the records end up as they would have without the interruption
 (training is a pure function of seed and step, see :mod:`lstmx.training`).
+
+Under ``jax.distributed`` (several processes training one program together) every
+process runs this same loop on the same work directory, which must be a filesystem all of
+them see; only process 0 writes records and checkpoints and sets corrupt files aside.
+Arrays come to the host through ``process_allgather``, a collective every process joins.
 """
 
 from __future__ import annotations
@@ -51,6 +56,26 @@ def _check_same_settings(where: Path, recorded: dict, config: Config) -> None:
         )
 
 
+def _writes_files() -> bool:
+    """Whether this process writes: the only one, or process 0 of several."""
+    return jax.process_index() == 0
+
+
+def _to_host(tree):
+    """A numpy copy of a pytree of arrays; with several processes, a collective gather."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
+
+
+def _set_aside(path: Path) -> str:
+    if not _writes_files():
+        return "(by process 0)"
+    return results.set_aside(path).name
+
+
 def _finished_seeds(workdir: Path, config: Config, log: Callable[[str], None]) -> set[int]:
     """Seeds with a valid record made with the same settings; corrupt ones are set aside."""
     finished = set()
@@ -61,7 +86,7 @@ def _finished_seeds(workdir: Path, config: Config, log: Callable[[str], None]) -
         try:
             record = results.read_record(path)
         except ValueError as error:
-            log(f"warning: {error} Set aside as {results.set_aside(path).name}; rerunning.")
+            log(f"warning: {error} Set aside as {_set_aside(path)}; rerunning.")
             continue
         _check_same_settings(path, record["config"], config)
         finished.add(seed)
@@ -137,7 +162,7 @@ def run_variant(
         try:
             state, extra = results.load_checkpoint(checkpoint, state)
         except ValueError as error:
-            log(f"warning: {error} Set aside as {results.set_aside(checkpoint).name}.")
+            log(f"warning: {error} Set aside as {_set_aside(checkpoint)}.")
         else:
             _check_same_settings(checkpoint, extra["config"], config)
             if extra["config"]["seeds"] != list(config.seeds):
@@ -154,11 +179,11 @@ def run_variant(
         chunk = min(config.eval_every, config.steps - int(state.step))
         started = time.perf_counter()
         state, train_losses = trainer.train(state, chunk)
-        train_losses = np.asarray(jax.device_get(train_losses))
+        train_losses = np.asarray(_to_host(train_losses))
         elapsed = time.perf_counter() - started
         wall_time += elapsed
         steps_done_here += chunk
-        metrics = jax.device_get(trainer.evaluate(state))
+        metrics = _to_host(trainer.evaluate(state))
         step = int(state.step)
         point = [
             {
@@ -175,20 +200,23 @@ def run_variant(
         log(_format_progress(config, step, point, chunk_rates[-1]))
         if len(history) % checkpoint_every == 0 or step == config.steps:
             extra = {"config": config.to_dict(), "history": history, "wall_time": wall_time}
-            results.save_checkpoint(checkpoint, state, extra)
+            host_state = _to_host(state)
+            if _writes_files():
+                results.save_checkpoint(checkpoint, host_state, extra)
 
     # The first chunk of this call includes compilation; leave it out when there are others.
     steps_per_second = float(np.median(chunk_rates[1:] if len(chunk_rates) > 1 else chunk_rates))
-    diverged_step = np.asarray(state.diverged_step)
+    diverged_step = np.asarray(_to_host(state.diverged_step))
     records = []
     for index, seed in enumerate(config.seeds):
         record = _record(
             config, seed, index, history, history[-1], diverged_step, steps_per_second, wall_time
         )
         record["num_params"] = trainer.num_params
-        results.write_json_atomic(
-            results.record_path(workdir, config.task, config.length, config.label, seed), record
-        )
+        if _writes_files():
+            path = results.record_path(workdir, config.task, config.length, config.label, seed)
+            results.write_json_atomic(path, record)
         records.append(record)
-    checkpoint.unlink(missing_ok=True)
+    if _writes_files():
+        checkpoint.unlink(missing_ok=True)
     return records

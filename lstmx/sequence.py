@@ -102,6 +102,8 @@ def _run(cell, params, xs, state, lengths, reverse, time_major, unroll, *, fused
     if state is None:
         state = cell.initial_state(batch_shape, xs.dtype)
     _check_state_batch(state, batch_shape)
+    # The cell's own step checks the state's type and sizes, at trace time only.
+    jax.eval_shape(cell.step, params, state, lax.index_in_dim(xs, 0, time_axis, keepdims=False))
     valid = None
     if lengths is not None:
         lengths = _check_lengths(lengths, batch_shape, num_steps)
@@ -144,6 +146,8 @@ def _fast_scan(cell, params, state, xs, valid, reverse, unroll):
 
 def _check_state_batch(state: State, batch_shape: tuple[int, ...]) -> None:
     for leaf in jax.tree_util.tree_leaves(state):
+        if not hasattr(leaf, "shape"):
+            raise TypeError(f"state must hold arrays, got a leaf of type {type(leaf).__name__}.")
         if tuple(leaf.shape[:-1]) != batch_shape:
             raise ValueError(
                 f"state has batch shape {tuple(leaf.shape[:-1])} but xs has batch shape "

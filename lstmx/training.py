@@ -12,19 +12,32 @@ continues exactly as the uninterrupted run would have.
 
 A seed whose loss or gradients become NaN/Inf stops updating (its parameters freeze) and
 records the step; the other seeds in the same program go on.
+
+Devices: the seed axis of the training state is spread over all devices (``jax.devices()``,
+every process's under ``jax.distributed``) with a 1-D :class:`jax.sharding.Mesh` whose axis
+is ``"seeds"`` and a ``NamedSharding(mesh, PartitionSpec("seeds"))``; each device trains
+its own seeds, and the per-seed numerics are those of the one-device run (``vmap`` per
+seed; results agree to float rounding). When the seeds do not split evenly over the
+devices, a single process uses the largest number of its devices that does split them
+(possibly one) and warns once; several processes then replicate the state on every device.
+Padding with dummy seeds would use more devices but change the state's shape, and with it
+the checkpoints, between machines. The batch of a seed is not split over devices.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lstmx import _checks, tasks
 from lstmx.cells import Cell, variant, variant_names
@@ -34,6 +47,7 @@ Array = jax.Array
 
 __all__ = [
     "OPTIMIZERS",
+    "SEED_AXIS",
     "TASKS",
     "Config",
     "ModelParams",
@@ -48,6 +62,8 @@ __all__ = [
 TASKS = ("copy", "adding")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 CLIP_MODES = ("value", "global_norm", "none")
+SEED_AXIS = "seeds"
+"""The name of the device mesh axis the seeds are spread over."""
 ADDING_TOLERANCE = 0.04
 """An adding prediction counts as correct when ``|error| < 0.04`` (Hochreiter & Schmidhuber)."""
 
@@ -201,17 +217,24 @@ class Trainer(NamedTuple):
     """Compiled functions for one :class:`Config`.
 
     Attributes:
-      init: ``init() -> TrainState`` for all seeds.
-      train: ``train(state, num_steps) -> (state, train_losses [num_steps, S])``.
+      init: ``init() -> TrainState`` for all seeds, placed with ``sharding``.
+      train: ``train(state, num_steps) -> (state, train_losses [num_steps, S])``; donates
+        ``state``, which may also be a host copy (numpy leaves, e.g. from a checkpoint).
       evaluate: ``evaluate(state) -> {"loss": [S], "accuracy": [S]}`` on a fresh
         held-out batch drawn for this step.
       num_params: trainable parameters of one seed's model.
+      sharding: the :class:`TrainState` layout, a prefix pytree of ``NamedSharding``: the
+        seed axis (``PartitionSpec("seeds")``) of every leaf but ``step`` (replicated).
+      place: ``place(state) -> state``: puts a state (jax or numpy leaves) on the
+        devices with ``sharding``; ``train`` and ``evaluate`` do it themselves.
     """
 
     init: Callable[[], TrainState]
     train: Callable[[TrainState, int], tuple[TrainState, Array]]
     evaluate: Callable[[TrainState], dict[str, Array]]
     num_params: int
+    sharding: TrainState | None = None
+    place: Callable[[Any], TrainState] | None = None
 
 
 def _batch(config: Config, key: Array, batch_size: int) -> tuple[Array, Array]:
@@ -247,6 +270,49 @@ def _seed_keys(seeds: tuple[int, ...]) -> tuple[Array, Array, Array]:
     return keys[:, 0], keys[:, 1], keys[:, 2]
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, stacklevel=4)
+
+
+def _seed_mesh(num_seeds: int) -> tuple[Mesh, PartitionSpec]:
+    """The mesh the seeds are spread over and the partition of the seed axis.
+
+    All devices when they split the seeds evenly. Otherwise, in one process, the largest
+    number of devices that does (down to one); in several processes every device must
+    take part, so the state is replicated instead. Either way a warning says so, once.
+    """
+    devices = jax.devices()
+    if num_seeds % len(devices) == 0:
+        return Mesh(np.array(devices), (SEED_AXIS,)), PartitionSpec(SEED_AXIS)
+    if jax.process_count() > 1:
+        _warn_once(
+            f"lstmx.training: {num_seeds} seeds do not split evenly over {len(devices)} "
+            f"devices; every device trains all of them. Use a multiple of {len(devices)} "
+            "seeds to spread them."
+        )
+        return Mesh(np.array(devices), (SEED_AXIS,)), PartitionSpec()
+    used = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
+    _warn_once(
+        f"lstmx.training: {num_seeds} seeds do not split evenly over {len(devices)} "
+        f"devices; training on {used} of them. Use a multiple of {len(devices)} seeds to "
+        "use them all."
+    )
+    return Mesh(np.array(devices[:used]), (SEED_AXIS,)), PartitionSpec(SEED_AXIS)
+
+
+def _put(leaf: Any, sharding: NamedSharding) -> Array:
+    """One array onto ``sharding``; host data through a callback so it works multi-host."""
+    if isinstance(leaf, jax.Array):
+        return leaf if leaf.sharding == sharding else jax.device_put(leaf, sharding)
+    value = np.asarray(leaf)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+
 def make_trainer(config: Config) -> Trainer:
     """Builds the jitted init/train/evaluate functions for ``config``."""
     cell = make_cell(config)
@@ -262,7 +328,20 @@ def make_trainer(config: Config) -> Trainer:
         params = ModelParams(cell.init(key_cell, input_size), w_out, jnp.zeros((num_outputs,)))
         return params, optimizer.init(params)
 
-    @jax.jit
+    mesh, seed_spec = _seed_mesh(len(config.seeds))
+    by_seed = NamedSharding(mesh, seed_spec)
+    replicated = NamedSharding(mesh, PartitionSpec())
+    sharding = TrainState(by_seed, by_seed, replicated, by_seed)
+    losses_sharding = NamedSharding(mesh, PartitionSpec(None, *seed_spec))
+
+    def place(state: Any) -> TrainState:
+        return jax.tree_util.tree_map(
+            lambda where, part: jax.tree_util.tree_map(lambda leaf: _put(leaf, where), part),
+            sharding,
+            TrainState(*state),
+        )
+
+    @partial(jax.jit, out_shardings=sharding)
     def init() -> TrainState:
         params, opt_state = jax.vmap(init_one)(init_keys)
         diverged = jnp.full((len(config.seeds),), -1, jnp.int32)
@@ -285,8 +364,14 @@ def make_trainer(config: Config) -> Trainer:
         diverged_step = jnp.where(training & ~finite, step, diverged_step)
         return select(new_params, params), select(new_opt_state, opt_state), diverged_step, loss
 
-    @partial(jax.jit, static_argnums=1, donate_argnums=0)
-    def train(state: TrainState, num_steps: int) -> tuple[TrainState, Array]:
+    @partial(
+        jax.jit,
+        static_argnums=1,
+        donate_argnums=0,
+        in_shardings=(sharding,),
+        out_shardings=(sharding, losses_sharding),
+    )
+    def train_placed(state: TrainState, num_steps: int) -> tuple[TrainState, Array]:
         def one_step(state: TrainState, _):
             params, opt_state, diverged, loss = jax.vmap(train_one, (0, 0, 0, 0, None))(
                 state.params, state.opt_state, state.diverged_step, data_keys, state.step
@@ -295,8 +380,11 @@ def make_trainer(config: Config) -> Trainer:
 
         return jax.lax.scan(one_step, state, None, length=num_steps)
 
-    @jax.jit
-    def evaluate(state: TrainState) -> dict[str, Array]:
+    def train(state: TrainState, num_steps: int) -> tuple[TrainState, Array]:
+        return train_placed(place(state), num_steps)
+
+    @partial(jax.jit, in_shardings=(sharding,), out_shardings=by_seed)
+    def evaluate_placed(state: TrainState) -> dict[str, Array]:
         def evaluate_one(params, eval_key):
             key = jax.random.fold_in(eval_key, state.step)
             inputs, targets = _batch(config, key, config.eval_batch_size)
@@ -305,6 +393,9 @@ def make_trainer(config: Config) -> Trainer:
 
         return jax.vmap(evaluate_one)(state.params, eval_keys)
 
+    def evaluate(state: TrainState) -> dict[str, Array]:
+        return evaluate_placed(place(state))
+
     one_seed = jax.eval_shape(init_one, jax.random.key(0))[0]
     num_params = sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(one_seed))
-    return Trainer(init, train, evaluate, num_params)
+    return Trainer(init, train, evaluate, num_params, sharding, place)
