@@ -68,7 +68,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from lstmx import _checks, results
+from lstmx import _checks, results, training
 from lstmx.cells import Cell, variant, variant_names
 from lstmx.experiment import ConfigMismatchError
 from lstmx.sequence import StackParams, scan, stack
@@ -620,18 +620,6 @@ class Trainer(NamedTuple):
     num_params: int
 
 
-@functools.lru_cache(maxsize=64)
-def _optimizer(name: str, learning_rate: float, clip: float) -> optax.GradientTransformation:
-    # Cached so that equal settings give the same object and jit reuses compiled steps.
-    if name == "adam":
-        optimizer = optax.adam(learning_rate)
-    elif name == "rmsprop":
-        optimizer = optax.rmsprop(learning_rate, decay=0.9)
-    else:
-        optimizer = optax.sgd(learning_rate)
-    return optax.chain(optax.clip_by_global_norm(clip), optimizer)
-
-
 def _keys(seed: int) -> tuple[Array, Array, Array, Array]:
     """(init, data, dropout, sampling) keys of a seed."""
     keys = jax.random.split(jax.random.key(seed), 4)
@@ -680,7 +668,9 @@ def make_trainer(config: Config, corpus: Corpus) -> Trainer:
     model = make_model(
         config.variant, corpus.vocab.size, config.hidden_size, config.num_layers, config.dropout
     )
-    optimizer = _optimizer(config.optimizer, config.learning_rate, config.clip)
+    optimizer = training.make_optimizer(
+        config.optimizer, config.learning_rate, config.clip, "global_norm"
+    )
     init_key, data_key, dropout_key, _ = _keys(config.seed)
     train_ids = jnp.asarray(corpus.train)
     held_out = jnp.asarray(

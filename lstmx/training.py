@@ -27,6 +27,7 @@ the checkpoints, between machines. The batch of a seed is not split over devices
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -173,18 +174,24 @@ def make_cell(config: Config) -> Cell:
     return layers[0] if config.num_layers == 1 else stack(layers)
 
 
-def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """Clipping then the optimiser, as configured."""
-    if config.optimizer == "rmsprop":
-        optimizer = optax.rmsprop(config.learning_rate, decay=0.9)
-    elif config.optimizer == "adam":
-        optimizer = optax.adam(config.learning_rate)
+@functools.lru_cache(maxsize=64)
+def make_optimizer(
+    name: str, learning_rate: float, clip: float, clip_mode: str = "value"
+) -> optax.GradientTransformation:
+    """Clipping, then "rmsprop" (decay 0.9, as Arjovsky et al. 2016), "adam" or "sgd".
+
+    Cached, so equal settings give the same object and jitted steps are reused.
+    """
+    if name == "rmsprop":
+        optimizer = optax.rmsprop(learning_rate, decay=0.9)
+    elif name == "adam":
+        optimizer = optax.adam(learning_rate)
     else:
-        optimizer = optax.sgd(config.learning_rate)
-    if config.clip_mode == "value":
-        return optax.chain(optax.clip(config.clip), optimizer)
-    if config.clip_mode == "global_norm":
-        return optax.chain(optax.clip_by_global_norm(config.clip), optimizer)
+        optimizer = optax.sgd(learning_rate)
+    if clip_mode == "value":
+        return optax.chain(optax.clip(clip), optimizer)
+    if clip_mode == "global_norm":
+        return optax.chain(optax.clip_by_global_norm(clip), optimizer)
     return optimizer
 
 
@@ -316,7 +323,9 @@ def _put(leaf: Any, sharding: NamedSharding) -> Array:
 def make_trainer(config: Config) -> Trainer:
     """Builds the jitted init/train/evaluate functions for ``config``."""
     cell = make_cell(config)
-    optimizer = make_optimizer(config)
+    optimizer = make_optimizer(
+        config.optimizer, config.learning_rate, config.clip, config.clip_mode
+    )
     input_size = tasks.NUM_CLASSES if config.task == "copy" else 2
     num_outputs = tasks.NUM_CLASSES if config.task == "copy" else 1
     init_keys, data_keys, eval_keys = _seed_keys(config.seeds)
