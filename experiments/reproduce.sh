@@ -16,6 +16,9 @@ $run --task=copy --length=200 --variants=lstm --seeds=3 \
      --steps=4000 --batch_size=20 --eval_every=250 --workdir=runs/copy
 $run --task=copy --length=200 --variants=lstm --seeds=3 --init=chrono \
      --steps=4000 --batch_size=20 --eval_every=250 --workdir=runs/copy
+# The same chrono comparison at T = 100, where 4000 steps are enough to see a difference.
+$run --task=copy --length=100 --variants=lstm --seeds=3 --init=chrono \
+     --steps=4000 --batch_size=20 --eval_every=250 --workdir=runs/copy
 $run --task=adding --length=200 --variants=lstm,peephole,cifg,gru,rnn --seeds=2 \
      --steps=3000 --batch_size=50 --eval_every=250 --workdir=runs/adding
 

@@ -54,11 +54,17 @@ def feature_size(name: str, x: jax.Array, expected: int) -> None:
         )
 
 
-def input_and_params_dtypes(x: jax.Array, w_x: Any) -> None:
-    """Params must be floating and of the same dtype as the input they multiply."""
-    dtype = getattr(w_x, "dtype", None)
+def input_and_params_dtypes(x: jax.Array, params: Any) -> None:
+    """Params must be floating, all of one dtype, and of the input's dtype."""
+    dtype = getattr(params.w_x, "dtype", None)
     if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(f"params must have a floating dtype, got params.w_x of dtype {dtype}.")
+    for name, leaf in params._asdict().items():
+        if leaf is not None and getattr(leaf, "dtype", dtype) != dtype:
+            raise TypeError(
+                f"params must all have one dtype, got params.w_x {dtype} and "
+                f"params.{name} {leaf.dtype}."
+            )
     if x.dtype != dtype:
         raise TypeError(
             f"x and params must have the same dtype, got x {x.dtype} and params {dtype}; "

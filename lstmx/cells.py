@@ -339,7 +339,7 @@ def lstm(
         check_params(params)
         x = _checks.float_array("x", x)
         _checks.feature_size("x", x, params.w_x.shape[0])
-        _checks.input_and_params_dtypes(x, params.w_x)
+        _checks.input_and_params_dtypes(x, params)
         z = x @ params.w_x
         return z + _broadcast_bias(params.b, z)
 
@@ -437,9 +437,11 @@ def gru(
         _checks.array_shape("params.w_h", params.w_h, (H, 3 * H))
         _checks.array_shape("params.b_x", params.b_x, (3 * H,))
         _checks.array_shape("params.b_h", params.b_h, (3 * H,))
+        if getattr(params.w_x, "ndim", None) != 2 or params.w_x.shape[1] != 3 * H:
+            _checks.array_shape("params.w_x", params.w_x, ("I", 3 * H))
         x = _checks.float_array("x", x)
         _checks.feature_size("x", x, params.w_x.shape[0])
-        _checks.input_and_params_dtypes(x, params.w_x)
+        _checks.input_and_params_dtypes(x, params)
         z = x @ params.w_x
         return z + _broadcast_bias(params.b_x, z)
 
@@ -501,9 +503,11 @@ def rnn(hidden_size: int, activation: Callable[[Array], Array] = jnp.tanh) -> Ce
         _checks.params_type("params", params, RNNParams)
         _checks.array_shape("params.w_h", params.w_h, (H, H))
         _checks.array_shape("params.b", params.b, (H,))
+        if getattr(params.w_x, "ndim", None) != 2 or params.w_x.shape[1] != H:
+            _checks.array_shape("params.w_x", params.w_x, ("I", H))
         x = _checks.float_array("x", x)
         _checks.feature_size("x", x, params.w_x.shape[0])
-        _checks.input_and_params_dtypes(x, params.w_x)
+        _checks.input_and_params_dtypes(x, params)
         z = x @ params.w_x
         return z + _broadcast_bias(params.b, z)
 

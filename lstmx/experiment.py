@@ -153,11 +153,18 @@ def run_variant(
     if not todo:
         log(f"{config.task} T={config.length} {config.label}: all seeds finished, skipping.")
         return []
-    config = dataclasses.replace(config, seeds=todo)
-    trainer = make_trainer(config)
     checkpoint = results.checkpoint_path(workdir, config.task, config.length, config.label)
+    # A checkpoint holds the seeds it was made for. A run killed between two of its record
+    # writes resumes all of them and writes only the records still missing.
+    saved_seeds = results.checkpoint_seeds(checkpoint)
+    train_seeds = todo
+    if saved_seeds is not None and set(todo) <= set(saved_seeds) <= set(config.seeds):
+        train_seeds = tuple(saved_seeds)
+    config = dataclasses.replace(config, seeds=train_seeds)
+    trainer = make_trainer(config)
 
-    state, history, wall_time = trainer.init(), [], 0.0
+    # chunk_rates: [steps/s, whether the chunk was the first of a call (compiling)].
+    state, history, wall_time, chunk_rates = trainer.init(), [], 0.0, []
     if checkpoint.exists():
         try:
             state, extra = results.load_checkpoint(checkpoint, state)
@@ -170,9 +177,10 @@ def run_variant(
                 state = trainer.init()
             else:
                 history, wall_time = extra["history"], extra["wall_time"]
+                chunk_rates = extra.get("chunk_rates", [])
                 log(f"resuming {checkpoint.name} at step {int(state.step)}")
 
-    steps_done_here, chunk_rates = 0, []
+    steps_done_here = 0
     while int(state.step) < config.steps:
         if stop_after is not None and steps_done_here >= stop_after:
             return []
@@ -196,19 +204,27 @@ def run_variant(
             for s in range(len(config.seeds))
         ]
         history.append(point)
-        chunk_rates.append(chunk / elapsed)
-        log(_format_progress(config, step, point, chunk_rates[-1]))
+        chunk_rates.append([chunk / elapsed, steps_done_here == chunk])
+        log(_format_progress(config, step, point, chunk / elapsed))
         if len(history) % checkpoint_every == 0 or step == config.steps:
-            extra = {"config": config.to_dict(), "history": history, "wall_time": wall_time}
+            extra = {
+                "config": config.to_dict(),
+                "history": history,
+                "wall_time": wall_time,
+                "chunk_rates": chunk_rates,
+            }
             host_state = _to_host(state)
             if _writes_files():
                 results.save_checkpoint(checkpoint, host_state, extra)
 
-    # The first chunk of this call includes compilation; leave it out when there are others.
-    steps_per_second = float(np.median(chunk_rates[1:] if len(chunk_rates) > 1 else chunk_rates))
+    # The first chunk of each call includes compilation; leave those out when there are others.
+    warm = [rate for rate, compiling in chunk_rates if not compiling]
+    steps_per_second = float(np.median(warm or [rate for rate, _ in chunk_rates]))
     diverged_step = np.asarray(_to_host(state.diverged_step))
     records = []
     for index, seed in enumerate(config.seeds):
+        if seed not in todo:
+            continue  # finished before this call; its record stays untouched
         record = _record(
             config, seed, index, history, history[-1], diverged_step, steps_per_second, wall_time
         )

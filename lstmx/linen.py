@@ -3,8 +3,8 @@
 Two ways in, both storing the cell's params NamedTuple (e.g. :class:`lstmx.LSTMParams`) as
 one Flax parameter named ``"cell"``:
 
-* :class:`RNN` runs a cell over a whole sequence with :func:`lstmx.scan`, so the input
-  projections of all steps stay one GEMM outside the loop. Prefer it.
+* :class:`RNN` runs a cell over a whole sequence with :func:`lstmx.scan`, so training
+  gets the fast path (weight gradients as single GEMMs after the backward loop). Prefer it.
 * :class:`CellWrapper` is a ``flax.linen.RNNCellBase``: one step, for code written around
   ``flax.linen.RNN`` or ``flax.linen.Bidirectional``. Its carry is the lstmx state
   (``LSTMState(h, c)``, not Flax's ``(c, h)``).

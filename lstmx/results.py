@@ -34,6 +34,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "RECORD_FORMAT",
     "checkpoint_path",
+    "checkpoint_seeds",
     "load_checkpoint",
     "read_record",
     "record_path",
@@ -102,7 +103,10 @@ def read_record(path: str | os.PathLike) -> dict:
 def set_aside(path: str | os.PathLike) -> Path:
     """Renames a corrupt file to ``NAME.corrupt-TIMESTAMP`` so nothing on disk is lost."""
     path = Path(path)
-    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    stamp = f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+    target, count = path.with_name(stamp), 1
+    while target.exists():  # never overwrite an earlier set-aside copy
+        target, count = path.with_name(f"{stamp}-{count}"), count + 1
     os.replace(path, target)
     return target
 
@@ -118,6 +122,18 @@ def save_checkpoint(path: str | os.PathLike, train_state: Any, extra: dict) -> N
         "extra": json.dumps(extra),
     }
     write_atomic(path, flax.serialization.msgpack_serialize(payload))
+
+
+def checkpoint_seeds(path: str | os.PathLike) -> list[int] | None:
+    """The seeds a checkpoint was made for, or None if there is none or it is unreadable."""
+    import flax.serialization
+
+    try:
+        payload = flax.serialization.msgpack_restore(Path(path).read_bytes())
+        seeds = json.loads(payload["extra"])["config"]["seeds"]
+        return [int(seed) for seed in seeds]
+    except Exception:  # absent or corrupt: load_checkpoint reports it when it is read
+        return None
 
 
 def load_checkpoint(path: str | os.PathLike, template: Any) -> tuple[Any, dict]:

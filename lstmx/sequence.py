@@ -81,7 +81,8 @@ def scan_stepwise(
 ) -> tuple[State, Array]:
     """Same contract as :func:`scan`, calling ``cell.step`` once per step.
 
-    The plain reference path: no work is moved out of the loop. Tests hold :func:`scan`
+    The plain reference path, differentiated by autodiff of ``lax.scan`` (forward mode
+    included); :func:`scan` differs only in its hand-made VJP. Tests hold :func:`scan`
     to it.
     """
     return _run(cell, params, xs, state, lengths, reverse, time_major, unroll, fused=False)
@@ -95,13 +96,19 @@ def _run(cell, params, xs, state, lengths, reverse, time_major, unroll, *, fused
         layout = "[T, *batch, features]" if time_major else "[*batch, T, features]"
         raise ValueError(f"xs must be {layout} (at least 2 axes), got shape {tuple(xs.shape)}.")
     _checks.positive_int("unroll", unroll)
+    if not isinstance(reverse, bool) or not isinstance(time_major, bool):
+        raise TypeError(
+            f"reverse and time_major must be bools, got {reverse!r} and {time_major!r}."
+        )
     time_axis = 0 if time_major else xs.ndim - 2
     num_steps = xs.shape[time_axis]
+    if num_steps == 0:
+        raise ValueError(f"xs must have at least one time step, got shape {tuple(xs.shape)}.")
     batch_shape = tuple(xs.shape[:time_axis] + xs.shape[time_axis + 1 : -1])
     jax.eval_shape(cell.project_inputs, params, xs)  # checks params and xs on the user's layout
     if state is None:
         state = cell.initial_state(batch_shape, xs.dtype)
-    _check_state_batch(state, batch_shape)
+    _check_state_batch(state, batch_shape, xs.dtype)
     # The cell's own step checks the state's type and sizes, at trace time only.
     jax.eval_shape(cell.step, params, state, lax.index_in_dim(xs, 0, time_axis, keepdims=False))
     valid = None
@@ -144,10 +151,15 @@ def _fast_scan(cell, params, state, xs, valid, reverse, unroll):
     return _scan_steps(step, params, state, xs, valid, reverse, unroll)
 
 
-def _check_state_batch(state: State, batch_shape: tuple[int, ...]) -> None:
+def _check_state_batch(state: State, batch_shape: tuple[int, ...], dtype: Any) -> None:
     for leaf in jax.tree_util.tree_leaves(state):
         if not hasattr(leaf, "shape"):
             raise TypeError(f"state must hold arrays, got a leaf of type {type(leaf).__name__}.")
+        if leaf.dtype != dtype:
+            raise TypeError(
+                f"state and xs must have the same dtype, got state {leaf.dtype} and xs {dtype}; "
+                f"make it with cell.initial_state(batch_shape, {dtype})."
+            )
         if tuple(leaf.shape[:-1]) != batch_shape:
             raise ValueError(
                 f"state has batch shape {tuple(leaf.shape[:-1])} but xs has batch shape "
@@ -194,8 +206,8 @@ class StackState(NamedTuple):
 def stack(cells: Sequence[Cell]) -> Cell:
     """Stacks cells into a multi-layer cell: layer ``l+1`` reads layer ``l``'s output.
 
-    The stack's output is the top layer's; its ``project_inputs`` is the bottom layer's,
-    so :func:`scan` still moves the first input projection out of the loop.
+    The stack's output is the top layer's; its ``project_inputs`` is the bottom layer's.
+    :func:`scan` runs a stack layer by layer, each layer on its own fast path.
     """
     cells = tuple(cells)
     if not cells:
@@ -222,6 +234,8 @@ def stack(cells: Sequence[Cell]) -> Cell:
             raise ValueError(f"params has {len(params.layers)} layers, the stack {len(cells)}.")
         if state is not None:
             _checks.params_type("state", state, StackState)
+            if len(state.layers) != len(cells):
+                raise ValueError(f"state has {len(state.layers)} layers, the stack {len(cells)}.")
 
     def project_inputs(params: StackParams, x: Array) -> Array:
         check(params)
@@ -246,7 +260,7 @@ def stack(cells: Sequence[Cell]) -> Cell:
         """Layer by layer, each on its own fast path."""
         check(params, state)
         finals = []
-        for cell, layer_params, layer_state in zip(cells, params.layers, state.layers):
+        for cell, layer_params, layer_state in zip(cells, params.layers, state.layers, strict=True):
             final, xs = _fast_scan(cell, layer_params, layer_state, xs, valid, reverse, unroll)
             finals.append(final)
         ys = xs
@@ -312,7 +326,9 @@ def bidirectional(forward: Cell, backward: Cell) -> Bidirectional:
 
     def apply(params, xs, state=None, *, lengths=None, time_major=False, unroll=1):
         _checks.params_type("params", params, BidirectionalParams)
-        state = BidirectionalState(None, None) if state is None else state
+        if state is None:
+            state = BidirectionalState(None, None)
+        _checks.params_type("state", state, BidirectionalState)
         options = {"lengths": lengths, "time_major": time_major, "unroll": unroll}
         final_f, ys_f = scan(forward, params.forward, xs, state.forward, **options)
         final_b, ys_b = scan(backward, params.backward, xs, state.backward, reverse=True, **options)

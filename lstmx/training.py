@@ -149,7 +149,8 @@ class Config:
     @property
     def label(self) -> str:
         """The name results are filed and compared under: the variant, "+chrono" if so."""
-        return f"{self.variant}+chrono" if self.init == "chrono" else self.variant
+        chrono = self.init == "chrono" and self.variant != "rnn"  # the rnn keeps its init
+        return f"{self.variant}+chrono" if chrono else self.variant
 
     @property
     def t_max(self) -> int:

@@ -13,6 +13,10 @@ LSTM_PARAMS = LSTM.init(KEY, 3)
 GRU = lstmx.gru(4)
 GRU_PARAMS = GRU.init(KEY, 3)
 XS = jnp.ones((2, 5, 3))
+STACK = lstmx.stack([lstmx.lstm(4), lstmx.gru(4)])
+STACK_PARAMS = STACK.init(KEY, 3)
+BIDI = lstmx.bidirectional(LSTM, GRU)
+BIDI_PARAMS = BIDI.init(KEY, 3)
 
 # (id, callable, exception type, regex the message must match)
 CASES = [
@@ -133,6 +137,50 @@ CASES = [
         lambda: lstmx.scan(LSTM, LSTM_PARAMS, XS, LSTM.initial_state((3,))),
         ValueError,
         r"state has batch shape \(3,\) but xs has batch shape \(2,\)",
+    ),
+    (
+        "scan_no_time_steps",
+        lambda: lstmx.scan(LSTM, LSTM_PARAMS, jnp.ones((2, 0, 3))),
+        ValueError,
+        r"at least one time step, got shape \(2, 0, 3\)",
+    ),
+    (
+        "reverse_not_bool",
+        lambda: lstmx.scan(LSTM, LSTM_PARAMS, XS, reverse="no"),
+        TypeError,
+        r"reverse and time_major must be bools",
+    ),
+    (
+        "state_dtype_differs",
+        lambda: lstmx.scan(LSTM, LSTM_PARAMS, XS, LSTM.initial_state((2,), jnp.bfloat16)),
+        TypeError,
+        r"state and xs must have the same dtype, got state bfloat16 and xs float32",
+    ),
+    (
+        "params_of_two_dtypes",
+        lambda: lstmx.scan(LSTM, LSTM_PARAMS._replace(b=LSTM_PARAMS.b.astype(jnp.bfloat16)), XS),
+        TypeError,
+        r"params must all have one dtype, got params.w_x float32 and params.b bfloat16",
+    ),
+    (
+        "gru_w_x_wrong_width",
+        lambda: lstmx.scan(GRU, GRU_PARAMS._replace(w_x=jnp.ones((3, 5))), XS),
+        ValueError,
+        r"params.w_x must have shape \('I', 12\), got \(3, 5\)",
+    ),
+    (
+        "stack_state_too_few_layers",
+        lambda: lstmx.scan(
+            STACK, STACK_PARAMS, XS, lstmx.StackState(STACK.initial_state((2,)).layers[:1])
+        ),
+        ValueError,
+        r"state has 1 layers, the stack 2",
+    ),
+    (
+        "bidirectional_tuple_state",
+        lambda: BIDI.apply(BIDI_PARAMS, XS, (None, None)),
+        TypeError,
+        r"state must be BidirectionalState",
     ),
     ("unroll_zero", lambda: lstmx.scan(LSTM, LSTM_PARAMS, XS, unroll=0), ValueError, r"unroll"),
     ("stack_empty", lambda: lstmx.stack([]), ValueError, r"at least one cell"),

@@ -132,3 +132,34 @@ def test_atomic_write_leaves_no_temporary_files(tmp_path):
     results.write_json_atomic(tmp_path / "x.json", {"a": 2})
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": 2}
+
+
+def test_killed_between_two_record_writes_resumes_from_the_final_checkpoint(tmp_path, monkeypatch):
+    experiment.run_variant(CONFIG, tmp_path / "whole", log=_quiet)
+    interrupted = tmp_path / "interrupted"
+    real_write = results.write_json_atomic
+    writes = []
+
+    def write_then_die(path, obj):
+        if writes:
+            raise KeyboardInterrupt  # killed before the second seed's record
+        writes.append(path)
+        real_write(path, obj)
+
+    monkeypatch.setattr(results, "write_json_atomic", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_variant(CONFIG, interrupted, log=_quiet)
+    monkeypatch.setattr(results, "write_json_atomic", real_write)
+    first = results.record_path(interrupted, "adding", 8, "gru", 0)
+    before = first.stat().st_mtime_ns
+    lines = []
+    written = experiment.run_variant(CONFIG, interrupted, log=lines.append)
+    assert [r["seed"] for r in written] == [1]
+    assert lines == ["resuming adding_T8_gru.msgpack at step 60"]
+    assert first.stat().st_mtime_ns == before
+    assert not list(interrupted.rglob("*.corrupt-*"))
+    resumed = _records(interrupted)
+    assert all(r["steps_per_second"] > 0 for r in resumed)
+    assert [_without_times(r) for r in resumed] == [
+        _without_times(r) for r in _records(tmp_path / "whole")
+    ]
