@@ -7,7 +7,6 @@ files, skipped peers, and one-line errors for bad flags.
 """
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _cli import run_module
 
 from lstmx import benchmarking as bench
 from lstmx import convert
@@ -281,13 +281,7 @@ def test_unknown_names_raise_value_errors():
 
 
 def _run(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.benchmark", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("experiments.benchmark", *flags)
 
 
 @pytest.mark.parametrize(

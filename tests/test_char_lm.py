@@ -2,14 +2,13 @@
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _cli import run_module
 
 import lstmx
 from lstmx import char_lm
@@ -295,13 +294,7 @@ def test_config_refuses_bad_settings():
 
 
 def _run(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.char_lm", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("experiments.char_lm", *flags)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import run_module
 from scipy import special, stats
 
 from lstmx import compare
@@ -449,14 +450,8 @@ def test_plots_are_written_as_png_per_group(tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.compare", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def run_cli(*args: str):
+    return run_module("experiments.compare", *args, timeout=120)
 
 
 def test_cli_end_to_end(tmp_path):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import csv
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _cli import run_module
 
 import lstmx
 from lstmx import diagnostics
@@ -380,13 +379,7 @@ def test_plot_and_summary(tmp_path):
 
 
 def _cli(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.gradient_flow", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("experiments.gradient_flow", *flags)
 
 
 def test_cli_writes_csv_and_plot(tmp_path):

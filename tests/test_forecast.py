@@ -2,13 +2,12 @@
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from _cli import run_module
 
 from lstmx import forecast, tasks
 
@@ -176,13 +175,7 @@ def test_config_refuses_bad_settings():
 
 
 def _run(*flags):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.forecast", *flags],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("experiments.forecast", *flags)
 
 
 @pytest.mark.parametrize(

@@ -1,22 +1,15 @@
 """experiments.run from the command line: bad flags exit with one clear line, no traceback."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _cli import run_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(*flags, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.run", *flags],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_module("experiments.run", *flags, cwd=cwd)
 
 
 @pytest.mark.parametrize(
