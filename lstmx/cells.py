@@ -45,6 +45,7 @@ __all__ = [
     "RNNState",
     "gru",
     "lstm",
+    "lstm_gate_blocks",
     "rnn",
     "sigmoid",
     "variant",
@@ -224,6 +225,23 @@ def _check_init(init: str, t_max: Any) -> int | None:
     return t_max
 
 
+def lstm_gate_blocks(
+    coupled: bool, input_gate: bool, forget_gate: bool, output_gate: bool
+) -> tuple[str, ...]:
+    """The gate blocks an LSTM's params hold, in the order i, f, g, o.
+
+    A gate has no block when it is absent (NIG, NFG, NOG) or, for the input gate, derived
+    (CIFG, ``i = 1 - f``); g is always there.
+    """
+    present = {
+        "i": input_gate and not coupled,
+        "f": forget_gate,
+        "g": True,
+        "o": output_gate,
+    }
+    return tuple(name for name in ("i", "f", "g", "o") if present[name])
+
+
 def lstm(
     hidden_size: int,
     *,
@@ -284,12 +302,8 @@ def lstm(
     if init == "chrono" and not forget_gate:
         raise ValueError('init="chrono" sets the forget-gate bias; it needs forget_gate=True.')
     H = hidden_size
-    has_i = input_gate and not coupled
-    blocks = tuple(
-        name
-        for name, present in (("i", has_i), ("f", forget_gate), ("g", True), ("o", output_gate))
-        if present
-    )
+    blocks = lstm_gate_blocks(coupled, input_gate, forget_gate, output_gate)
+    has_i = "i" in blocks
     sigmoid_gates = tuple(name for name in blocks if name != "g")
     G, k = len(blocks), len(sigmoid_gates)
     state_type = FGRState if full_gate_recurrence else LSTMState

@@ -178,9 +178,9 @@ def _layout(variant: str, overrides: Mapping[str, Any]) -> _Layout:
         return _Layout("gru", options, _GRU_GATE_ORDER, ("r", "z"))
     if entry.factory is cells.rnn:
         return _Layout("rnn", options, (), ())
-    has_i = options["input_gate"] and not options["coupled"]
-    present = {"i": has_i, "f": options["forget_gate"], "g": True, "o": options["output_gate"]}
-    blocks = tuple(name for name in _LSTM_GATE_ORDER if present[name])
+    blocks = cells.lstm_gate_blocks(
+        options["coupled"], options["input_gate"], options["forget_gate"], options["output_gate"]
+    )
     return _Layout("lstm", options, blocks, tuple(name for name in blocks if name != "g"))
 
 
