@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import pytest
 
 import lstmx
-from lstmx import training
+from experiments.shared import training
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = jax.random.key(0)
@@ -368,7 +368,8 @@ RUN_FLAGS = [
 
 DRIVER = r"""
 import json, os, runpy, sys, traceback
-import absl.app, jax, lstmx.benchmarking, lstmx.compare, lstmx.experiment  # shared, imported once
+import absl.app, jax  # shared, imported once
+import experiments.benchmark.harness, experiments.compare.report, experiments.run.loop
 
 children = {}
 for case in json.loads(sys.argv[1]):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from _cli import run_module
 
-from lstmx import benchmarking as bench
+from experiments.benchmark import harness as bench
 from lstmx import convert
 
 ROOT = Path(__file__).resolve().parents[1]

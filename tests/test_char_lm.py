@@ -11,7 +11,8 @@ import pytest
 from _cli import run_module
 
 import lstmx
-from lstmx import char_lm
+from experiments.char_lm import model as char_lm
+from experiments.run.loop import ConfigMismatchError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -265,13 +266,13 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     char_lm.run_char_lm(short, corpus, tmp_path / "c", **options, log=_quiet)
     longer = char_lm.run_char_lm(TINY, corpus, tmp_path / "c", **options, log=_quiet)
     assert _without_times(longer) == _without_times(whole)
-    with pytest.raises(lstmx.experiment.ConfigMismatchError, match="trained for 6 steps"):
+    with pytest.raises(ConfigMismatchError, match="trained for 6 steps"):
         char_lm.run_char_lm(short, corpus, tmp_path / "c", **options, log=_quiet)
     # Other settings or another text in the same workdir are refused.
-    with pytest.raises(lstmx.experiment.ConfigMismatchError, match="hidden_size: 16 on disk"):
+    with pytest.raises(ConfigMismatchError, match="hidden_size: 16 on disk"):
         other = char_lm.Config(**{**TINY.to_dict(), "hidden_size": 8})
         char_lm.run_char_lm(other, corpus, tmp_path / "b", prompt="the ", log=_quiet)
-    with pytest.raises(lstmx.experiment.ConfigMismatchError, match="corpus text differs"):
+    with pytest.raises(ConfigMismatchError, match="corpus text differs"):
         char_lm.run_char_lm(
             TINY, _corpus(text=TINY_TEXT + "!"), tmp_path / "b", prompt="the ", log=_quiet
         )

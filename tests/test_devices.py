@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lstmx import training
+from experiments.shared import training
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = dict(
@@ -40,7 +40,7 @@ TWO_DEVICES = textwrap.dedent(
     import numpy as np
     jax.config.update("jax_numpy_rank_promotion", "raise")
     jax.config.update("jax_default_matmul_precision", "highest")
-    from lstmx import training
+    from experiments.shared import training
 
     assert jax.device_count() == 2, jax.devices()
     config = training.Config(**json.loads(sys.argv[1]))

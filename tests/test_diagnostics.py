@@ -19,6 +19,7 @@ import pytest
 from _cli import run_module
 
 import lstmx
+from experiments.gradient_flow import report
 from lstmx import diagnostics
 from lstmx.sequence import StackState
 
@@ -330,16 +331,16 @@ def _curves():
     flow = diagnostics.GradientFlow(jnp.array([0.01, 0.1, 1.0]), jnp.array([0.001, 0.5, 2.0]))
     stats = {"f": diagnostics.GateStats(0.7, 0.0, 0.25, "sigmoid")}
     return [
-        diagnostics.FlowCurve("lstm", "init", 0, flow, stats),
-        diagnostics.FlowCurve("lstm", "trained", 5, flow._replace(wrt_states=flow.wrt_states * 2)),
+        report.FlowCurve("lstm", "init", 0, flow, stats),
+        report.FlowCurve("lstm", "trained", 5, flow._replace(wrt_states=flow.wrt_states * 2)),
     ]
 
 
 def test_flow_csv_rows(tmp_path):
-    diagnostics.write_flow_csv(_curves(), tmp_path / "flow.csv")
+    report.write_flow_csv(_curves(), tmp_path / "flow.csv")
     with open(tmp_path / "flow.csv", newline="") as file:
         rows = list(csv.DictReader(file))
-    assert list(rows[0]) == list(diagnostics.FLOW_CSV_COLUMNS)
+    assert list(rows[0]) == list(report.FLOW_CSV_COLUMNS)
     assert len(rows) == 6
     assert rows[0] == {
         "variant": "lstm",
@@ -351,7 +352,7 @@ def test_flow_csv_rows(tmp_path):
     }
     assert (rows[5]["stage"], rows[5]["lag"]) == ("trained", "2")
     assert float(rows[5]["norm_wrt_state"]) == pytest.approx(0.002, rel=1e-6)
-    diagnostics.write_gate_csv(_curves(), tmp_path / "gates.csv")
+    report.write_gate_csv(_curves(), tmp_path / "gates.csv")
     with open(tmp_path / "gates.csv", newline="") as file:
         gate_rows = list(csv.DictReader(file))
     assert gate_rows == [
@@ -369,9 +370,9 @@ def test_flow_csv_rows(tmp_path):
 
 
 def test_plot_and_summary(tmp_path):
-    diagnostics.plot_flow(_curves(), tmp_path / "flow.png", "title")
+    report.plot_flow(_curves(), tmp_path / "flow.png", "title")
     assert (tmp_path / "flow.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    summary = diagnostics.format_flow_summary(_curves()).splitlines()
+    summary = report.format_flow_summary(_curves()).splitlines()
     assert summary[0].split()[-2:] == ["1", "2"]  # lags 1 and the longest, 2
     assert summary[1].split()[-2:] == ["5.000e-01", "1.000e-03"]
     assert summary[2].startswith("lstm, after 5 steps")

@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from lstmx import experiment, results, training
+from experiments.run import loop as experiment
+from experiments.shared import records as results
+from experiments.shared import training
 
 CONFIG = training.Config(
     task="adding",

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from _cli import run_module
 
-from lstmx import forecast, tasks
+from experiments.forecast import model as forecast
+from lstmx import tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 
 import lstmx
-from lstmx import experiment, results, training
+from experiments.run import loop as experiment
+from experiments.shared import records as results
+from experiments.shared import training
 
 KEY = jax.random.key(0)
 F64_OUTPUT_ATOL, F64_GRAD_RTOL = 1e-5, 1e-4

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lstmx import training
+from experiments.shared import training
 
 TINY = training.Config(
     task="adding",

@@ -22,10 +22,10 @@ import sys
 
 from absl import app, flags
 
-from experiments import _common
-from lstmx import char_lm
+from experiments.char_lm import model as char_lm
+from experiments.run.loop import ConfigMismatchError
+from experiments.shared import cli as _common
 from lstmx.cells import variant_names
-from lstmx.experiment import ConfigMismatchError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(

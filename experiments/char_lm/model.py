@@ -68,9 +68,10 @@ import numpy as np
 import optax
 from jax import lax
 
-from lstmx import _checks, results, training
+from experiments.run.loop import ConfigMismatchError
+from experiments.shared import records, training
+from lstmx import _checks
 from lstmx.cells import Cell, variant, variant_names
-from lstmx.experiment import ConfigMismatchError
 from lstmx.sequence import StackParams, scan, stack
 
 Array = jax.Array
@@ -717,7 +718,7 @@ def _checkpoint_extra(path: Path) -> dict:
 
     try:
         payload = flax.serialization.msgpack_restore(path.read_bytes())
-        if payload.get("format") != results.CHECKPOINT_FORMAT:
+        if payload.get("format") != records.CHECKPOINT_FORMAT:
             raise ValueError(f"format is {payload.get('format')!r}")
         extra = json.loads(payload["extra"])
         if not isinstance(extra, dict):
@@ -807,11 +808,11 @@ def run_char_lm(
         try:
             # Settings first: a checkpoint of other settings is refused, never set aside.
             _check_same_run(checkpoint, _checkpoint_extra(checkpoint), config, corpus)
-            state, extra = results.load_checkpoint(checkpoint, state)
+            state, extra = records.load_checkpoint(checkpoint, state)
         except ConfigMismatchError:
             raise
         except ValueError as error:
-            log(f"warning: {error} Set aside as {results.set_aside(checkpoint).name}.")
+            log(f"warning: {error} Set aside as {records.set_aside(checkpoint).name}.")
         else:
             history, wall_time = extra["history"], extra["wall_time"]
             log(f"resuming {checkpoint} at step {int(state.step)}")
@@ -846,7 +847,7 @@ def run_char_lm(
             "history": history,
             "wall_time": wall_time,
         }
-        results.save_checkpoint(checkpoint, state, extra)
+        records.save_checkpoint(checkpoint, state, extra)
 
     sample_key = jax.random.fold_in(_keys(config.seed)[3], 0)
     text = sample(
@@ -866,7 +867,7 @@ def run_char_lm(
         "samples": [{"prompt": prompt, "temperature": temperature, "text": text}],
         "steps_per_second": float(np.median(rates[1:] if len(rates) > 1 else rates)),
         "wall_time": wall_time,
-        "versions": results.software_versions(),
+        "versions": records.software_versions(),
     }
-    results.write_json_atomic(record_path(workdir, config.variant), record)
+    records.write_json_atomic(record_path(workdir, config.variant), record)
     return record

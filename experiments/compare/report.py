@@ -1,7 +1,7 @@
 """Compare trained variants: summary statistics, a significance test and learning curves.
 
-Reads the JSON records that :mod:`lstmx.results` writes (format ``"lstmx.record/1"``, one
-file per task, sequence length, variant and seed) and summarises them per
+Reads the JSON records that :mod:`experiments.shared.records` writes (format
+``"lstmx.record/1"``, one file per task, sequence length, variant and seed) and summarises them per
 ``(task, length, variant)``::
 
     from lstmx import compare
@@ -52,7 +52,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from lstmx import results
+from experiments.shared.records import RECORD_FORMAT, write_atomic
 
 __all__ = [
     "DEFAULT_SOLVE_FRACTION",
@@ -70,7 +70,7 @@ __all__ = [
     "write_summary",
 ]
 
-RECORD_FORMAT = results.RECORD_FORMAT
+
 """The ``format`` field this module reads."""
 
 DEFAULT_SOLVE_FRACTION = 0.1
@@ -665,7 +665,7 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -
     writer.writerow([rename.get(f, f) for f in _CSV_FIELDS])
     for row in rows:
         writer.writerow([_csv_cell(row[f]) for f in _CSV_FIELDS])
-    results.write_atomic(path, buf.getvalue().encode("utf-8"))
+    write_atomic(path, buf.getvalue().encode("utf-8"))
 
 
 # --------------------------------------------------------------------------------------
@@ -764,7 +764,7 @@ def plot_learning_curves(
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=120)
         path = f"{os.fspath(path_prefix)}{task}_T{length}.png"
-        results.write_atomic(path, buf.getvalue())
+        write_atomic(path, buf.getvalue())
         written.append(path)
     return written
 
@@ -808,6 +808,6 @@ def write_summary(
     if problems:
         document += ["## Skipped records", "", *[f"* {p}" for p in problems], ""]
     summary_md, summary_csv = output_dir / "summary.md", output_dir / "summary.csv"
-    results.write_atomic(summary_md, "\n".join(document).encode("utf-8"))
+    write_atomic(summary_md, "\n".join(document).encode("utf-8"))
     write_csv(rows, summary_csv)
     return tables, [summary_md, summary_csv, *map(Path, plots)]

@@ -44,7 +44,8 @@ import numpy as np
 import optax
 from jax import lax
 
-from lstmx import _checks, results, tasks
+from experiments.shared import records
+from lstmx import _checks, tasks
 from lstmx.cells import variant, variant_names
 from lstmx.sequence import scan
 
@@ -633,7 +634,7 @@ def plot_forecasts(result: dict, path: str | os.PathLike) -> None:
     )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    results.write_atomic(path, buf.getvalue())
+    records.write_atomic(path, buf.getvalue())
 
 
 def write_outputs(result: dict, output_dir: str | os.PathLike) -> list[Path]:
@@ -649,7 +650,7 @@ def write_outputs(result: dict, output_dir: str | os.PathLike) -> list[Path]:
         cells += [repr(value) for value in row["mse_per_step"]]
         lines.append(",".join(cells))
     csv_path = output_dir / "forecast.csv"
-    results.write_atomic(csv_path, ("\n".join(lines) + "\n").encode())
+    records.write_atomic(csv_path, ("\n".join(lines) + "\n").encode())
     json_path = output_dir / "forecast.json"
     summary = {
         "config": result["config"],
@@ -660,9 +661,9 @@ def write_outputs(result: dict, output_dir: str | os.PathLike) -> list[Path]:
         "models": [
             {k: v for k, v in row.items() if k != "predictions"} for row in result["models"]
         ],
-        "versions": results.software_versions(),
+        "versions": records.software_versions(),
     }
-    results.write_json_atomic(json_path, summary)
+    records.write_json_atomic(json_path, summary)
     png_path = output_dir / "forecast.png"
     plot_forecasts(result, png_path)
     return [csv_path, json_path, png_path]

@@ -17,8 +17,8 @@ import sys
 
 from absl import app, flags
 
-from experiments import _common
-from lstmx import forecast
+from experiments.forecast import model as forecast
+from experiments.shared import cli as _common
 from lstmx.cells import variant_names
 
 FLAGS = flags.FLAGS

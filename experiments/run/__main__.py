@@ -33,8 +33,10 @@ import sys
 import jax
 from absl import app, flags
 
-from experiments import _common
-from lstmx import compare, experiment, training
+from experiments.compare import report as compare
+from experiments.run import loop as experiment
+from experiments.shared import cli as _common
+from experiments.shared import training
 from lstmx.cells import variant_names
 
 # Per-task defaults from the literature (Arjovsky et al. 2016; Tallec & Ollivier 2018),

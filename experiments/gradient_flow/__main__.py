@@ -19,8 +19,10 @@ import sys
 import jax
 from absl import app, flags
 
-from experiments import _common
-from lstmx import diagnostics, tasks, training
+from experiments.gradient_flow import report
+from experiments.shared import cli as _common
+from experiments.shared import training
+from lstmx import diagnostics, tasks
 from lstmx.cells import variant_names
 
 FLAGS = flags.FLAGS
@@ -54,7 +56,7 @@ flags.register_validator(
 )
 
 
-def measure(name: str, xs: jax.Array) -> list[diagnostics.FlowCurve]:
+def measure(name: str, xs: jax.Array) -> list[report.FlowCurve]:
     """The variant's curves at initialisation and, with --train_steps, after training."""
     config = training.Config(
         task="adding",
@@ -69,11 +71,11 @@ def measure(name: str, xs: jax.Array) -> list[diagnostics.FlowCurve]:
     trainer = training.make_trainer(config)
     state = trainer.init()
 
-    def curve(state: training.TrainState, stage: str, steps: int) -> diagnostics.FlowCurve:
+    def curve(state: training.TrainState, stage: str, steps: int) -> report.FlowCurve:
         params = jax.tree_util.tree_map(lambda leaf: leaf[0], state.params.cell)  # seed axis
         flow = diagnostics.gradient_norms(cell, params, xs)
         gates = diagnostics.gate_statistics(name, params, xs)
-        return diagnostics.FlowCurve(name, stage, steps, flow, gates)
+        return report.FlowCurve(name, stage, steps, flow, gates)
 
     curves = [curve(state, "init", 0)]
     if FLAGS.train_steps > 0:
@@ -99,14 +101,14 @@ def main(argv):
     csv_path = os.path.join(FLAGS.output_dir, "gradient_flow.csv")
     gates_path = os.path.join(FLAGS.output_dir, "gate_statistics.csv")
     png_path = os.path.join(FLAGS.output_dir, "gradient_flow.png")
-    diagnostics.write_flow_csv(curves, csv_path)
-    diagnostics.write_gate_csv(curves, gates_path)
+    report.write_flow_csv(curves, csv_path)
+    report.write_gate_csv(curves, gates_path)
     title = (
         f"Gradient flow on the adding problem, T={FLAGS.length}, H={FLAGS.hidden_size}, "
         f"mean over {FLAGS.batch_size} sequences"
     )
-    diagnostics.plot_flow(curves, png_path, title)
-    print(diagnostics.format_flow_summary(curves))
+    report.plot_flow(curves, png_path, title)
+    print(report.format_flow_summary(curves))
     print(f"wrote {csv_path}, {gates_path}, {png_path}")
 
 

@@ -17,8 +17,8 @@ import sys
 
 from absl import app, flags
 
-from experiments import _common
-from lstmx import benchmarking
+from experiments.benchmark import harness as benchmarking
+from experiments.shared import cli as _common
 from lstmx.cells import variant_names
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lstmx import results
-from lstmx.training import Config, make_trainer, task_baseline
+from experiments.shared import records
+from experiments.shared.training import Config, make_trainer, task_baseline
 
 __all__ = ["ConfigMismatchError", "run_variant", "settings_that_differ"]
 
@@ -73,18 +73,18 @@ def _to_host(tree):
 def _set_aside(path: Path) -> str:
     if not _writes_files():
         return "(by process 0)"
-    return results.set_aside(path).name
+    return records.set_aside(path).name
 
 
 def _finished_seeds(workdir: Path, config: Config, log: Callable[[str], None]) -> set[int]:
     """Seeds with a valid record made with the same settings; corrupt ones are set aside."""
     finished = set()
     for seed in config.seeds:
-        path = results.record_path(workdir, config.task, config.length, config.label, seed)
+        path = records.record_path(workdir, config.task, config.length, config.label, seed)
         if not path.exists():
             continue
         try:
-            record = results.read_record(path)
+            record = records.read_record(path)
         except ValueError as error:
             log(f"warning: {error} Set aside as {_set_aside(path)}; rerunning.")
             continue
@@ -95,7 +95,7 @@ def _finished_seeds(workdir: Path, config: Config, log: Callable[[str], None]) -
 
 def _record(config, seed, index, history, final, diverged_step, steps_per_second, wall_time):
     return {
-        "format": results.RECORD_FORMAT,
+        "format": records.RECORD_FORMAT,
         "task": config.task,
         "length": config.length,
         "variant": config.variant,
@@ -110,7 +110,7 @@ def _record(config, seed, index, history, final, diverged_step, steps_per_second
         "diverged_step": int(diverged_step[index]) if diverged_step[index] >= 0 else None,
         "steps_per_second": steps_per_second,
         "wall_time": wall_time,
-        "versions": results.software_versions(),
+        "versions": records.software_versions(),
     }
 
 
@@ -153,10 +153,10 @@ def run_variant(
     if not todo:
         log(f"{config.task} T={config.length} {config.label}: all seeds finished, skipping.")
         return []
-    checkpoint = results.checkpoint_path(workdir, config.task, config.length, config.label)
+    checkpoint = records.checkpoint_path(workdir, config.task, config.length, config.label)
     # A checkpoint holds the seeds it was made for. A run killed between two of its record
     # writes resumes all of them and writes only the records still missing.
-    saved_seeds = results.checkpoint_seeds(checkpoint)
+    saved_seeds = records.checkpoint_seeds(checkpoint)
     train_seeds = todo
     if saved_seeds is not None and set(todo) <= set(saved_seeds) <= set(config.seeds):
         train_seeds = tuple(saved_seeds)
@@ -167,7 +167,7 @@ def run_variant(
     state, history, wall_time, chunk_rates = trainer.init(), [], 0.0, []
     if checkpoint.exists():
         try:
-            state, extra = results.load_checkpoint(checkpoint, state)
+            state, extra = records.load_checkpoint(checkpoint, state)
         except ValueError as error:
             log(f"warning: {error} Set aside as {_set_aside(checkpoint)}.")
         else:
@@ -215,13 +215,13 @@ def run_variant(
             }
             host_state = _to_host(state)
             if _writes_files():
-                results.save_checkpoint(checkpoint, host_state, extra)
+                records.save_checkpoint(checkpoint, host_state, extra)
 
     # The first chunk of each call includes compilation; leave those out when there are others.
     warm = [rate for rate, compiling in chunk_rates if not compiling]
     steps_per_second = float(np.median(warm or [rate for rate, _ in chunk_rates]))
     diverged_step = np.asarray(_to_host(state.diverged_step))
-    records = []
+    written = []
     for index, seed in enumerate(config.seeds):
         if seed not in todo:
             continue  # finished before this call; its record stays untouched
@@ -230,9 +230,9 @@ def run_variant(
         )
         record["num_params"] = trainer.num_params
         if _writes_files():
-            path = results.record_path(workdir, config.task, config.length, config.label, seed)
-            results.write_json_atomic(path, record)
-        records.append(record)
+            path = records.record_path(workdir, config.task, config.length, config.label, seed)
+            records.write_json_atomic(path, record)
+        written.append(record)
     if _writes_files():
         checkpoint.unlink(missing_ok=True)
-    return records
+    return written

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from lstmx import compare
+from experiments.compare import report as compare
 
 _WORKDIR = flags.DEFINE_string(
     "workdir",

@@ -898,7 +898,7 @@ def write_results(result: Mapping[str, Any], output_dir: str | os.PathLike) -> l
     """Writes ``benchmark.json`` and ``benchmark.md`` atomically; returns their paths."""
     from pathlib import Path
 
-    from lstmx import results as results_io
+    from experiments.shared import records as results_io
 
     output_dir = Path(output_dir)
     json_path, md_path = output_dir / "benchmark.json", output_dir / "benchmark.md"
