@@ -1,4 +1,4 @@
-"""lstmx: recurrent cells as pure JAX functions, long-dependency tasks and comparisons.
+"""lstmx: recurrent cells as pure JAX functions, sequence runners, tasks and diagnostics.
 
 Quick use::
 
@@ -8,68 +8,78 @@ Quick use::
     final_state, ys = lstmx.scan(cell, params, xs)   # xs [B, T, 10] -> ys [B, T, 128]
 """
 
-from lstmx import convert, diagnostics, tasks
-from lstmx.cells import (
+# Re-exports; __all__ below is built from cells.__all__ and sequence.__all__.
+from lstmx import cells, convert, diagnostics, sequence, tasks  # noqa: F401
+from lstmx.cells import (  # noqa: F401
     Cell,
     FGRState,
+    GRUOptions,
     GRUParams,
     GRUState,
+    IndRNNOptions,
+    IndRNNParams,
+    IndRNNState,
+    LSTMOptions,
     LSTMParams,
     LSTMState,
+    MGUOptions,
+    MGUParams,
+    MGUState,
+    MinGRUOptions,
+    MinGRUParams,
+    MinLSTMOptions,
+    MinLSTMParams,
+    MinRNNState,
+    RegularizedOptions,
+    RNNOptions,
     RNNParams,
     RNNState,
+    SLSTMOptions,
+    SLSTMParams,
+    SLSTMState,
     gru,
+    indrnn,
     lstm,
+    mgu,
+    min_gru,
+    min_lstm,
+    regularized,
     rnn,
     sigmoid,
+    slstm,
+    step_with_gates,
     variant,
     variant_names,
     variant_summary,
 )
-from lstmx.describe import Description, ParameterRow, describe
-from lstmx.sequence import (
+from lstmx.describe import Description, ParameterRow, describe  # noqa: F401
+from lstmx.sequence import (  # noqa: F401
     Bidirectional,
     BidirectionalParams,
     BidirectionalState,
+    StackOptions,
     StackParams,
     StackState,
+    StepKey,
     bidirectional,
     scan,
     scan_stepwise,
     stack,
+    step_key,
 )
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Bidirectional",
-    "BidirectionalParams",
-    "BidirectionalState",
-    "Cell",
-    "Description",
-    "FGRState",
-    "GRUParams",
-    "GRUState",
-    "LSTMParams",
-    "LSTMState",
-    "ParameterRow",
-    "RNNParams",
-    "RNNState",
-    "StackParams",
-    "StackState",
-    "bidirectional",
-    "convert",
-    "describe",
-    "diagnostics",
-    "gru",
-    "lstm",
-    "rnn",
-    "scan",
-    "scan_stepwise",
-    "sigmoid",
-    "stack",
-    "tasks",
-    "variant",
-    "variant_names",
-    "variant_summary",
-]
+# The cells' and the sequence runners' public names, and this package's own.
+__all__ = sorted(
+    [
+        *(name for name in cells.__all__ if name != "lstm_gate_blocks"),  # lstmx.cells only
+        *sequence.__all__,
+        "Description",
+        "ParameterRow",
+        "convert",
+        "describe",
+        "diagnostics",
+        "tasks",
+    ]
+)

@@ -84,15 +84,23 @@ def batch_shape(value: Any) -> tuple[int, ...]:
     return tuple(int(size) for size in shape)
 
 
-def state_size(state: Any, hidden_size: int) -> None:
-    """Checks that the state's ``h`` (and ``c``, if any) have ``hidden_size`` features."""
-    for name in ("h", "c"):
+def state_size(
+    state: Any, hidden_size: int, names: Sequence[str] = ("h", "c"), h_size: int | None = None
+) -> None:
+    """Checks that the state's ``h`` (and ``c``, ... if any) have ``hidden_size`` features.
+
+    ``h_size``, when given, is the width expected of ``h`` instead (``P`` for an LSTM with
+    ``proj_size=P``).
+    """
+    for name in names:
         leaf = getattr(state, name, None)
-        if leaf is not None and leaf.shape[-1:] != (hidden_size,):
-            expected = (*leaf.shape[:-1], hidden_size)
+        size = h_size if name == "h" and h_size is not None else hidden_size
+        if leaf is not None and leaf.shape[-1:] != (size,):
+            expected = (*leaf.shape[:-1], size)
+            label = "P" if size != hidden_size else "H"
             raise ValueError(
-                f"state.{name} must have shape {expected} ([*batch, H] with H={hidden_size}), "
-                f"got {tuple(leaf.shape)}."
+                f"state.{name} must have shape {expected} ([*batch, {label}] with "
+                f"{label}={size}), got {tuple(leaf.shape)}."
             )
 
 

@@ -30,12 +30,12 @@ import numpy as np
 from jax import lax
 
 Array = jax.Array
-Pointwise = Callable[[Any, Any, Array, Array], tuple[Any, Array]]
+Pointwise = Callable[[Any, Any, Array, Array], tuple[Any, Array, Any]]
 
 
 def _masked(pointwise: Pointwise, params, state, x_proj, hh, valid):
     """One step; where ``valid`` is False the state is kept and the output is zero."""
-    new_state, y = pointwise(params, state, x_proj, hh)
+    new_state, y = pointwise(params, state, x_proj, hh)[:2]  # the gates are not needed here
     if valid is None:
         return new_state, y
     valid = valid[..., None]
@@ -52,9 +52,12 @@ def make_fast_scan(project_inputs: Callable, pointwise: Pointwise) -> Callable:
     """Builds ``fast_scan(params, state, xs, valid, reverse, unroll)``.
 
     Args:
-      project_inputs: the cell's ``project_inputs(params, x)``, affine in ``x``.
-      pointwise: ``pointwise(params, state, x_proj_t, hh_t) -> (state, y)`` with
+      project_inputs: the cell's ``project_inputs(params, x)``, the part of the step that
+        reads only ``x`` (affine for most cells; ``LN(x W_x) + b`` for a layer-norm LSTM). It
+        need not be affine: the backward takes its VJP over the whole sequence at ``xs``.
+      pointwise: ``pointwise(params, state, x_proj_t, hh_t) -> (state, y, gates)`` with
         ``hh_t = state.h @ params.w_h``; it must not read ``params.w_x`` or ``params.w_h``.
+        The gates are dropped.
 
     Returns:
       A function of ``params``, the initial ``state``, ``xs [T, *batch, I]``, ``valid``

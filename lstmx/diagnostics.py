@@ -11,7 +11,7 @@ each earlier input and each earlier hidden state::
 Gate statistics are the mean activation of each gate and the share of saturated
 activations, recomputed step by step from the params and the states::
 
-    stats = diagnostics.gate_statistics("lstm", params, xs)
+    stats = diagnostics.gate_statistics(cell, params, xs)
     stats["f"].mean, stats["f"].saturated_high
 
 Numbers only: the files, plots and tables built from them are the lab's
@@ -30,10 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from lstmx import _checks, cells
-from lstmx.cells import Cell, GRUParams, LSTMParams, RNNParams
-from lstmx.describe import _layout
-from lstmx.sequence import StackParams, StackState
+from lstmx import _checks
+from lstmx.cells import Cell, step_with_gates
+from lstmx.sequence import StackOptions, StackState
 
 Array = jax.Array
 
@@ -117,7 +116,6 @@ def gradient_norms(cell: Cell, params: Any, xs: Array, state: Any = None) -> Gra
     xs = _checks.float_array("xs", xs)
     if xs.ndim < 2:
         raise ValueError(f"xs must be [T, I] or [*batch, T, I], got shape {tuple(xs.shape)}.")
-    jax.eval_shape(cell.project_inputs, params, xs)  # checks params against xs
     batch_shape = tuple(xs.shape[:-2])
     if state is None:
         state = cell.initial_state(batch_shape, xs.dtype)
@@ -128,6 +126,7 @@ def gradient_norms(cell: Cell, params: Any, xs: Array, state: Any = None) -> Gra
                 f"{batch_shape}; make it with cell.initial_state({batch_shape})."
             )
     _output_h(state)  # a clear error for states without an h field
+    jax.eval_shape(cell.step, params, state, xs[..., 0, :])  # the cell's own checks
     num = math.prod(batch_shape)
     flat_xs = xs.reshape((num, *xs.shape[-2:]))
     flat_state = jax.tree_util.tree_map(lambda a: a.reshape((num, a.shape[-1])), state)
@@ -218,17 +217,11 @@ class GateStats(NamedTuple):
     activation: str
 
 
-def gate_activations(
-    variant: str, params: Any, xs: Array, state: Any = None, **options: Any
-) -> dict[str, Array]:
-    r"""The activation of every gate at every step of a cell run over ``xs``.
+def gate_activations(cell: Cell, params: Any, xs: Array, state: Any = None) -> dict[str, Array]:
+    r"""The activation of every gate at every step of ``cell`` run over ``xs``.
 
-    The gates are recomputed at every step from the params, the input and the states
-    before and after the step, with the cell's own equations (see :func:`lstmx.lstm`,
-    :func:`lstmx.gru`). Which gates exist is a property of the variant, not of the params'
-    shapes, so the cell is named as for :func:`lstmx.variant`.
-
-    Gates returned, in the order of the kernels' blocks:
+    The gates come from the cell's own equations (:func:`lstmx.step_with_gates`), so they
+    are exactly what the cell computes. Gates returned, in the order of the kernels' blocks:
 
     * LSTM: the sigmoid gates with weights (``i``, ``f``, ``o``; CIFG's ``i = 1 - f`` and
       the constant gates of NIG, NFG and NOG are left out) and the block input
@@ -237,37 +230,32 @@ def gate_activations(
     * Elman RNN: none.
 
     Args:
-      variant: a name from :func:`lstmx.variant_names`.
-      params: the cell's params; for :class:`lstmx.StackParams` every layer is the same
-        variant and the keys are ``"layers[l].<gate>"``.
+      cell: an :class:`lstmx.Cell`; for a :func:`lstmx.stack` the keys are
+        ``"layers[l].<gate>"``.
+      params: the cell's params.
       xs: ``[*batch, T, I]`` (any number of leading batch axes, including none).
       state: initial state; zeros when None.
-      **options: the factory's keyword options over the variant's own, as in
-        :func:`lstmx.variant` (e.g. ``peephole=True`` for ``lstmx.lstm(H, peephole=True)``
-        described as "lstm").
 
     Returns:
       ``{gate: [*batch, T, H]}``.
     """
-    layout = _layout(variant, options)
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be an lstmx.Cell, got {type(cell).__name__}.")
     xs = _checks.float_array("xs", xs)
     if xs.ndim < 2:
         raise ValueError(f"xs must be [*batch, T, I], got shape {tuple(xs.shape)}.")
+    if state is None:
+        state = cell.initial_state(xs.shape[:-2], xs.dtype)
+    jax.eval_shape(cell.step, params, state, xs[..., 0, :])  # the cell's own checks
     xs = jnp.moveaxis(xs, -2, 0)  # [T, *batch, I]
-    if isinstance(params, StackParams):
-        gates = {}
-        states = (None,) * len(params.layers) if state is None else state.layers
-        for index, (layer, layer_state) in enumerate(zip(params.layers, states, strict=True)):
-            layer_gates, xs = _layer_gates(layout, variant, options, layer, xs, layer_state)
-            gates.update({f"layers[{index}].{name}": v for name, v in layer_gates.items()})
-    else:
-        gates = _layer_gates(layout, variant, options, params, xs, state)[0]
-    return {name: jnp.moveaxis(values, 0, -2) for name, values in gates.items()}
+    # jax returns dicts with sorted keys; tracing once records the equations' own order.
+    order: list[str] = []
+    jax.eval_shape(functools.partial(_layer_gates, cell, names=order), params, xs, state)
+    gates, _ = _compiled_gates(cell)(params, xs, state)
+    return {name: jnp.moveaxis(gates[name], 0, -2) for name in order}
 
 
-def gate_statistics(
-    variant: str, params: Any, xs: Array, state: Any = None, **options: Any
-) -> dict[str, GateStats]:
+def gate_statistics(cell: Cell, params: Any, xs: Array, state: Any = None) -> dict[str, GateStats]:
     r"""Mean activation and saturation of each gate over all steps, sequences and units.
 
     The gates are those of :func:`gate_activations` (same arguments). A sigmoid gate is
@@ -280,7 +268,7 @@ def gate_statistics(
       ``{gate: GateStats}`` with Python floats, in the order of :func:`gate_activations`.
     """
     stats = {}
-    for name, values in gate_activations(variant, params, xs, state, **options).items():
+    for name, values in gate_activations(cell, params, xs, state).items():
         activation = "tanh" if name.rsplit(".", 1)[-1] in ("g", "n") else "sigmoid"
         low = -1.0 + SATURATION_MARGIN if activation == "tanh" else SATURATION_MARGIN
         high = 1.0 - SATURATION_MARGIN
@@ -293,78 +281,34 @@ def gate_statistics(
     return stats
 
 
-def _layer_gates(layout, variant, options, params, xs, state):
-    """One layer's gates ``{name: [T, *batch, H]}`` and outputs ``[T, *batch, H]``."""
-    expected = {"lstm": LSTMParams, "gru": GRUParams, "rnn": RNNParams}[layout.kind]
-    _checks.params_type("params", params, expected)
-    hidden_size = params.w_h.shape[0]
-    if state is None:
-        cell = cells.variant(variant, hidden_size, **options)
-        state = cell.initial_state(xs.shape[1:-1], xs.dtype)
-    key = (variant, tuple(sorted(options.items())), hidden_size)
-    try:
-        run = _compiled_gates(*key)  # one compilation per variant, options and shapes
-    except TypeError:  # an unhashable option value
-        run = _compiled_gates.__wrapped__(*key)
-    gates, ys = run(params, xs, state)
-    # lax.scan returns dicts with sorted keys; put the gates back in block order.
-    return {name: gates[name] for name in layout.blocks if name in gates}, ys
+def _layer_gates(cell: Cell, params: Any, xs: Array, state: Any, names: list | None = None):
+    """One cell's gates ``{name: [T, *batch, H]}`` and outputs ``[T, *batch, O]``.
+
+    ``names``, if given, receives the gate names in the order the equations produce them.
+    """
+    if isinstance(cell.options, StackOptions):
+        gates = {}
+        for index, layer in enumerate(cell.options.layers):
+            layer_names = None if names is None else []
+            layer_gates, xs = _layer_gates(
+                layer, params.layers[index], xs, state.layers[index], layer_names
+            )
+            gates.update({f"layers[{index}].{name}": v for name, v in layer_gates.items()})
+            if names is not None:
+                names.extend(f"layers[{index}].{name}" for name in layer_names)
+        return gates, xs
+
+    def body(previous, x):
+        new, y, gates = step_with_gates(cell, params, previous, x)
+        if names is not None:
+            names.extend(gates)
+        return new, (gates, y)
+
+    _, (gates, ys) = lax.scan(body, state, xs)
+    return gates, ys
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_gates(variant: str, options: tuple, hidden_size: int) -> Callable:
-    layout = _layout(variant, dict(options))
-    cell = cells.variant(variant, hidden_size, **dict(options))
-    gates_fn = {"lstm": _lstm_gates, "gru": _gru_gates, "rnn": lambda *_: {}}[layout.kind]
-
-    @jax.jit
-    def run(params: Any, xs: Array, state: Any) -> tuple[dict[str, Array], Array]:
-        def body(previous, x):
-            new, y = cell.step(params, previous, x)
-            return new, (gates_fn(layout, params, previous, new, x), y)
-
-        _, (gates, ys) = lax.scan(body, state, xs)
-        return gates, ys
-
-    return run
-
-
-def _affine(x: Array, w: Array, b: Array) -> Array:
-    z = x @ w
-    return z + jnp.broadcast_to(b, z.shape)
-
-
-def _lstm_gates(layout, params: LSTMParams, previous, new, x) -> dict[str, Array]:
-    """The gate activations of one LSTM step (the equations of :func:`lstmx.lstm`)."""
-    options, blocks, sigmoid_gates = layout.options, layout.blocks, layout.sigmoid_gates
-    z = _affine(x, params.w_x, params.b) + previous.h @ params.w_h
-    pre = dict(zip(blocks, jnp.split(z, len(blocks), axis=-1), strict=True))
-    if options["full_gate_recurrence"]:
-        extra = jnp.split(previous.gates @ params.w_gates, len(sigmoid_gates), axis=-1)
-        for name, value in zip(sigmoid_gates, extra, strict=True):
-            pre[name] = pre[name] + value
-    if options["peephole"]:
-        for row, name in enumerate(sigmoid_gates):
-            c = new.c if name == "o" else previous.c  # the output gate sees the new cell state
-            pre[name] = pre[name] + jnp.broadcast_to(params.p[row], c.shape) * c
-    gates = {}
-    for name in blocks:
-        if name != "g":
-            gates[name] = cells.sigmoid(pre[name])
-        elif options["input_activation"]:
-            gates[name] = jnp.tanh(pre[name])
-    return gates
-
-
-def _gru_gates(layout, params: GRUParams, previous, new, x) -> dict[str, Array]:
-    """The gate activations of one GRU step (the equations of :func:`lstmx.gru`)."""
-    H = params.w_h.shape[0]
-    h = previous.h
-    x_r, x_z, x_n = jnp.split(_affine(x, params.w_x, params.b_x), 3, axis=-1)
-    h_r, h_z = jnp.split(_affine(h, params.w_h[:, : 2 * H], params.b_h[: 2 * H]), 2, axis=-1)
-    r, z = cells.sigmoid(x_r + h_r), cells.sigmoid(x_z + h_z)
-    if layout.options["reset_after"]:
-        n = jnp.tanh(x_n + r * _affine(h, params.w_h[:, 2 * H :], params.b_h[2 * H :]))
-    else:
-        n = jnp.tanh(x_n + _affine(r * h, params.w_h[:, 2 * H :], params.b_h[2 * H :]))
-    return {"r": r, "z": z, "n": n}
+def _compiled_gates(cell: Cell) -> Callable:
+    """``_layer_gates`` compiled once per cell (and shapes)."""
+    return jax.jit(functools.partial(_layer_gates, cell))

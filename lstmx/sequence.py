@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -19,12 +20,15 @@ __all__ = [
     "Bidirectional",
     "BidirectionalParams",
     "BidirectionalState",
+    "StackOptions",
     "StackParams",
     "StackState",
+    "StepKey",
     "bidirectional",
     "scan",
     "scan_stepwise",
     "stack",
+    "step_key",
 ]
 
 
@@ -34,6 +38,7 @@ def scan(
     xs: Array,
     state: State | None = None,
     *,
+    key: Array | None = None,
     lengths: Array | None = None,
     reverse: bool = False,
     time_major: bool = False,
@@ -52,6 +57,10 @@ def scan(
       xs: ``[*batch, T, I]``, or ``[T, *batch, I]`` with ``time_major=True``; any number
         of leading batch axes, including none.
       state: initial state; zeros (``cell.initial_state``) when None.
+      key: randomness for a cell that has some (:func:`lstmx.regularized`); with a key
+        the cell trains (masks are drawn), without one it runs its deterministic
+        expectation. Step ``t`` (its time position, the same in either direction) gets
+        ``step_key(key, t)``. A key for a cell without randomness is refused.
       lengths: ``[*batch]`` integer lengths of right-padded sequences. Outputs at and past
         a sequence's length are zero and the final state is the state after its own last
         step. Checked against ``[0, T]`` when concrete; under ``jit`` out-of-range values
@@ -65,30 +74,47 @@ def scan(
     Returns:
       ``(final_state, ys)`` with ``ys`` shaped like ``xs`` but ``cell.output_size`` features.
     """
-    return _run(cell, params, xs, state, lengths, reverse, time_major, unroll, fused=True)
+    return _run(
+        cell,
+        params,
+        xs,
+        state,
+        fused=True,
+        key=key,
+        lengths=lengths,
+        reverse=reverse,
+        time_major=time_major,
+        unroll=unroll,
+    )
 
 
 def scan_stepwise(
-    cell: Cell,
-    params: Params,
-    xs: Array,
-    state: State | None = None,
-    *,
-    lengths: Array | None = None,
-    reverse: bool = False,
-    time_major: bool = False,
-    unroll: int = 1,
+    cell: Cell, params: Params, xs: Array, state: State | None = None, **options: Any
 ) -> tuple[State, Array]:
     """Same contract as :func:`scan`, calling ``cell.step`` once per step.
 
-    The plain reference path, differentiated by autodiff of ``lax.scan`` (forward mode
-    included); :func:`scan` differs only in its hand-made VJP. Tests hold :func:`scan`
-    to it.
+    Takes the same arguments and keyword options (``key``, ``lengths``, ``reverse``,
+    ``time_major``, ``unroll``) as :func:`scan`. The plain reference path, differentiated
+    by autodiff of ``lax.scan`` (forward mode included); :func:`scan` differs only in its
+    hand-made VJP. Tests hold :func:`scan` to it.
     """
-    return _run(cell, params, xs, state, lengths, reverse, time_major, unroll, fused=False)
+    return _run(cell, params, xs, state, fused=False, **options)
 
 
-def _run(cell, params, xs, state, lengths, reverse, time_major, unroll, *, fused):
+def _run(
+    cell,
+    params,
+    xs,
+    state,
+    *,
+    fused,
+    key=None,
+    lengths=None,
+    reverse=False,
+    time_major=False,
+    unroll=1,
+):
+    """:func:`scan` (``fused=True``) or :func:`scan_stepwise` (``fused=False``)."""
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be an lstmx.Cell, got {type(cell).__name__}.")
     xs = _checks.float_array("xs", xs)
@@ -105,30 +131,68 @@ def _run(cell, params, xs, state, lengths, reverse, time_major, unroll, *, fused
     if num_steps == 0:
         raise ValueError(f"xs must have at least one time step, got shape {tuple(xs.shape)}.")
     batch_shape = tuple(xs.shape[:time_axis] + xs.shape[time_axis + 1 : -1])
-    jax.eval_shape(cell.project_inputs, params, xs)  # checks params and xs on the user's layout
     if state is None:
         state = cell.initial_state(batch_shape, xs.dtype)
     _check_state_batch(state, batch_shape, xs.dtype)
-    # The cell's own step checks the state's type and sizes, at trace time only.
-    jax.eval_shape(cell.step, params, state, lax.index_in_dim(xs, 0, time_axis, keepdims=False))
+    step = _step_with_randomness(cell, key)
+    # The cell's own step checks params, state and input, at trace time only.
+    x_0 = lax.index_in_dim(xs, 0, time_axis, keepdims=False)
+    jax.eval_shape(step, params, state, x_0, jnp.zeros((), jnp.int32))
     valid = None
     if lengths is not None:
         lengths = _check_lengths(lengths, batch_shape, num_steps)
         valid = jnp.arange(num_steps).reshape((num_steps,) + (1,) * lengths.ndim) < lengths[None]
     xs = jnp.moveaxis(xs, time_axis, 0)  # [T, *batch, I]
-    if fused:
+    if fused and key is None:
         final, ys = _fast_scan(cell, params, state, xs, valid, reverse, unroll)
     else:
-        final, ys = _scan_steps(cell.step, params, state, xs, valid, reverse, unroll)
+        final, ys = _scan_steps(step, params, state, xs, valid, reverse, unroll)
     return final, jnp.moveaxis(ys, 0, time_axis)
 
 
+class StepKey(NamedTuple):
+    """The randomness of one step of a cell that has some.
+
+    Attributes:
+      sequence: the same key at every step of a sequence: per-sequence masks (Gal &
+        Ghahramani's variational dropout) come from it.
+      step: this step's own key: per-step masks (zoneout, Semeniuta's dropout) come from it.
+    """
+
+    sequence: Array
+    step: Array
+
+
+def step_key(key: Array, t: Any) -> StepKey:
+    """The :class:`StepKey` of time position ``t`` in a sequence run with ``key``.
+
+    :func:`scan` gives step ``t`` exactly this, so a step loop written by hand
+    (``cell.step(params, state, x_t, key=step_key(key, t))``) draws the same masks.
+    """
+    sequence_key, steps_key = jax.random.split(key)
+    return StepKey(sequence_key, jax.random.fold_in(steps_key, t))
+
+
+def _step_with_randomness(cell: Cell, key: Array | None) -> Callable:
+    """``step(params, state, x, t)``: the cell's step, given ``step_key(key, t)`` if keyed."""
+    if key is None:
+        return lambda params, state, x, t: cell.step(params, state, x)
+    if not getattr(cell.options, "stochastic", False):
+        raise ValueError(
+            "key is for cells with randomness (lstmx.regularized(...)); this cell has none. "
+            "Drop key=, or wrap the cell with lstmx.regularized."
+        )
+    return lambda params, state, x, t: cell.step(params, state, x, key=step_key(key, t))
+
+
 def _scan_steps(step, params, state, inputs, valid, reverse, unroll):
-    """``lax.scan`` of ``step``; where ``valid`` [T, *batch] is False the state is kept."""
+    """``lax.scan`` of ``step(params, state, x, t)``; where ``valid`` [T, *batch] is False
+    the state is kept."""
+    times = jnp.arange(inputs.shape[0], dtype=jnp.int32)
 
     def masked_step(carry, inputs_t):
-        x_t, valid_t = inputs_t
-        new_state, y = step(params, carry, x_t)
+        x_t, t, valid_t = inputs_t
+        new_state, y = step(params, carry, x_t, t)
         if valid_t is None:
             return new_state, y
         keep = valid_t[..., None]
@@ -137,17 +201,14 @@ def _scan_steps(step, params, state, inputs, valid, reverse, unroll):
         )
         return new_state, jnp.where(keep, y, jnp.zeros_like(y))
 
-    return lax.scan(masked_step, state, (inputs, valid), reverse=reverse, unroll=unroll)
+    return lax.scan(masked_step, state, (inputs, times, valid), reverse=reverse, unroll=unroll)
 
 
 def _fast_scan(cell, params, state, xs, valid, reverse, unroll):
     """The cell's fast path if it has one, else autodiff of ``lax.scan`` over its step."""
     if cell.fast_scan is not None:
         return cell.fast_scan(params, state, xs, valid, reverse, unroll)
-
-    def step(params, state, x):
-        return cell.step_projected(params, state, cell.project_inputs(params, x))
-
+    step = _step_with_randomness(cell, None)
     return _scan_steps(step, params, state, xs, valid, reverse, unroll)
 
 
@@ -203,11 +264,28 @@ class StackState(NamedTuple):
     layers: tuple
 
 
+@dataclasses.dataclass(frozen=True)
+class StackOptions:
+    """What a stack is: its layers' cells, bottom first (each with its own ``options``)."""
+
+    layers: tuple[Cell, ...]
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether a layer has randomness (then the stack's step takes a ``key``)."""
+        return any(_is_stochastic(layer) for layer in self.layers)
+
+
+def _is_stochastic(cell: Cell) -> bool:
+    return bool(getattr(cell.options, "stochastic", False))
+
+
 def stack(cells: Sequence[Cell]) -> Cell:
     """Stacks cells into a multi-layer cell: layer ``l+1`` reads layer ``l``'s output.
 
-    The stack's output is the top layer's; its ``project_inputs`` is the bottom layer's.
-    :func:`scan` runs a stack layer by layer, each layer on its own fast path.
+    The stack is a :class:`lstmx.Cell` whose ``options`` is a :class:`StackOptions`
+    listing the layers. :func:`scan` runs a stack layer by layer, each layer on its own
+    fast path.
     """
     cells = tuple(cells)
     if not cells:
@@ -228,33 +306,25 @@ def stack(cells: Sequence[Cell]) -> Cell:
     def initial_state(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> StackState:
         return StackState(tuple(cell.initial_state(batch_shape, dtype) for cell in cells))
 
-    def check(params: Any, state: Any = None) -> None:
+    def check(params: Any, state: Any) -> None:
         _checks.params_type("params", params, StackParams)
-        if len(params.layers) != len(cells):
-            raise ValueError(f"params has {len(params.layers)} layers, the stack {len(cells)}.")
-        if state is not None:
-            _checks.params_type("state", state, StackState)
-            if len(state.layers) != len(cells):
-                raise ValueError(f"state has {len(state.layers)} layers, the stack {len(cells)}.")
+        _checks.params_type("state", state, StackState)
+        for name, value in (("params", params), ("state", state)):
+            if len(value.layers) != len(cells):
+                raise ValueError(f"{name} has {len(value.layers)} layers, the stack {len(cells)}.")
 
-    def project_inputs(params: StackParams, x: Array) -> Array:
-        check(params)
-        return cells[0].project_inputs(params.layers[0], x)
-
-    def step_projected(params: StackParams, state: StackState, x_proj: Array):
-        new_states = []
-        layer_state, y = cells[0].step_projected(params.layers[0], state.layers[0], x_proj)
-        new_states.append(layer_state)
-        for cell, layer_params, layer_state in zip(
-            cells[1:], params.layers[1:], state.layers[1:], strict=True
-        ):
-            layer_state, y = cell.step(layer_params, layer_state, y)
+    def step(params: StackParams, state: StackState, x: Array, key: StepKey | None = None):
+        check(params, state)
+        new_states, y = [], x
+        for index, cell in enumerate(cells):
+            layer_params, layer_state = params.layers[index], state.layers[index]
+            if key is not None and _is_stochastic(cell):  # each layer its own randomness
+                layer_key = StepKey(*(jax.random.fold_in(k, index) for k in key))
+                layer_state, y = cell.step(layer_params, layer_state, y, key=layer_key)
+            else:
+                layer_state, y = cell.step(layer_params, layer_state, y)
             new_states.append(layer_state)
         return StackState(tuple(new_states)), y
-
-    def step(params: StackParams, state: StackState, x: Array):
-        check(params, state)
-        return step_projected(params, state, project_inputs(params, x))
 
     def fast_scan(params, state, xs, valid, reverse, unroll):
         """Layer by layer, each on its own fast path."""
@@ -263,17 +333,15 @@ def stack(cells: Sequence[Cell]) -> Cell:
         for cell, layer_params, layer_state in zip(cells, params.layers, state.layers, strict=True):
             final, xs = _fast_scan(cell, layer_params, layer_state, xs, valid, reverse, unroll)
             finals.append(final)
-        ys = xs
-        return StackState(tuple(finals)), ys
+        return StackState(tuple(finals)), xs
 
     return Cell(
-        init,
-        initial_state,
-        step,
-        project_inputs,
-        step_projected,
-        cells[-1].output_size,
-        fast_scan,
+        init=init,
+        initial_state=initial_state,
+        step=step,
+        output_size=cells[-1].output_size,
+        options=StackOptions(cells),
+        fast_scan=fast_scan,
     )
 
 
@@ -288,21 +356,31 @@ class BidirectionalState(NamedTuple):
 
 
 class Bidirectional(NamedTuple):
-    """A forward and a backward cell run over one sequence, outputs concatenated.
+    """A bidirectional *layer*: a forward and a backward cell over one sequence.
+
+    Not a :class:`lstmx.Cell`: the backward half needs the whole sequence before its first
+    output, so a bidirectional layer cannot ``step``; it has ``apply`` over a sequence
+    instead. Stack bidirectional layers by applying them one after another.
 
     Attributes:
       init: ``init(key, input_size, dtype=float32) -> BidirectionalParams``.
       initial_state: ``initial_state(batch_shape=(), dtype=float32) -> BidirectionalState``.
-      apply: ``apply(params, xs, state=None, *, lengths=None, time_major=False, unroll=1)
+      apply: ``apply(params, xs, state=None, *, key=None, lengths=None, time_major=False,
+        unroll=1)
         -> (BidirectionalState, ys)``, ``ys [..., O_fwd + O_bwd]``; with ``lengths`` the
-        backward cell reads each sequence from its own last step.
+        backward cell reads each sequence from its own last step; ``key`` is split between
+        the halves that have randomness.
       output_size: ``O_fwd + O_bwd``.
+      forward: the forward cell.
+      backward: the backward cell.
     """
 
     init: Callable[..., BidirectionalParams]
     initial_state: Callable[..., BidirectionalState]
     apply: Callable[..., tuple[BidirectionalState, Array]]
     output_size: int
+    forward: Cell
+    backward: Cell
 
 
 def bidirectional(forward: Cell, backward: Cell) -> Bidirectional:
@@ -324,14 +402,24 @@ def bidirectional(forward: Cell, backward: Cell) -> Bidirectional:
             forward.initial_state(batch_shape, dtype), backward.initial_state(batch_shape, dtype)
         )
 
-    def apply(params, xs, state=None, *, lengths=None, time_major=False, unroll=1):
+    def apply(params, xs, state=None, *, key=None, lengths=None, time_major=False, unroll=1):
         _checks.params_type("params", params, BidirectionalParams)
         if state is None:
             state = BidirectionalState(None, None)
         _checks.params_type("state", state, BidirectionalState)
         options = {"lengths": lengths, "time_major": time_major, "unroll": unroll}
-        final_f, ys_f = scan(forward, params.forward, xs, state.forward, **options)
-        final_b, ys_b = scan(backward, params.backward, xs, state.backward, reverse=True, **options)
+        key_f = key_b = None
+        if key is not None:
+            if not (_is_stochastic(forward) or _is_stochastic(backward)):
+                raise ValueError("key is for cells with randomness; neither half has any.")
+            key_f, key_b = jax.random.split(key)
+            key_f = key_f if _is_stochastic(forward) else None
+            key_b = key_b if _is_stochastic(backward) else None
+        final_f, ys_f = scan(forward, params.forward, xs, state.forward, key=key_f, **options)
+        final_b, ys_b = scan(
+            backward, params.backward, xs, state.backward, key=key_b, reverse=True, **options
+        )
         return BidirectionalState(final_f, final_b), jnp.concatenate([ys_f, ys_b], axis=-1)
 
-    return Bidirectional(init, initial_state, apply, forward.output_size + backward.output_size)
+    output_size = forward.output_size + backward.output_size
+    return Bidirectional(init, initial_state, apply, output_size, forward, backward)

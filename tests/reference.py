@@ -130,6 +130,12 @@ def param_shapes(spec: Spec, input_size: int, hidden_size: int) -> dict[str, tup
             "b": (G * H,),
             "p": (k, H) if spec.peephole else None,
             "w_gates": (k * H, k * H) if spec.full_gate_recurrence else None,
+            # LSTMP and layer-norm fields (tests/test_lstm_options.py covers them).
+            "w_hr": None,
+            "ln_h_gain": None,
+            "ln_x_gain": None,
+            "ln_c_gain": None,
+            "ln_c_shift": None,
         }
     if isinstance(spec, GRUSpec):
         return {"w_x": (D, 3 * H), "w_h": (H, 3 * H), "b_x": (3 * H,), "b_h": (3 * H,)}

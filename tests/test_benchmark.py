@@ -1,4 +1,4 @@
-"""lstmx.benchmarking and experiments.benchmark: correctness only, never speed.
+"""experiments.benchmark (harness and command line): correctness only, never speed.
 
 Timings are not asserted anywhere: they depend on the machine and its load. What is
 checked: the FLOP formula, that every contender computes a finite loss and gradient (and
@@ -296,7 +296,7 @@ def _run(*flags):
     ],
 )
 def test_bad_flags_exit_with_one_line(flag, message, tmp_path):
-    result = _run(flag, f"--output_dir={tmp_path / 'out'}")
+    result = _run(flag, f"--workdir={tmp_path / 'out'}")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert message in result.stderr
@@ -305,7 +305,8 @@ def test_bad_flags_exit_with_one_line(flag, message, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_tiny_run_writes_both_files(tmp_path):
+@pytest.mark.parametrize("flag", ["--workdir", "--output_dir"])
+def test_cli_tiny_run_writes_both_files(tmp_path, flag):
     out = tmp_path / "out"
     result = _run(
         "--shapes=2x3x2x4",
@@ -315,9 +316,16 @@ def test_cli_tiny_run_writes_both_files(tmp_path):
         "--sweep_steps=",
         "--repetitions=1",
         "--warmup=0",
-        f"--output_dir={out}",
+        f"{flag}={out}",
     )
     assert result.returncode == 0, result.stderr
+    # --output_dir is the deprecated alias of --workdir: same files, and one note.
+    notes = [line for line in result.stderr.splitlines() if "deprecated" in line]
+    assert notes == (
+        ["experiments.benchmark: note: --output_dir is deprecated; use --workdir."]
+        if flag == "--output_dir"
+        else []
+    )
     assert "| 2x3x2x4 | lstmx lstm | inference |" in result.stdout
     record = json.loads((out / "benchmark.json").read_text())
     assert record["settings"]["peers"] == [] and record["sweep"] == []

@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +13,7 @@ from _cli import run_module
 
 import lstmx
 from experiments.char_lm import model as char_lm
-from experiments.run.loop import ConfigMismatchError
+from experiments.shared.resume import ConfigMismatchError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,12 +214,12 @@ def test_loss_decreases_on_a_tiny_corpus():
     corpus = _corpus()
     trainer = char_lm.make_trainer(TINY, corpus)  # compiled once, shared with the resume test
     state = trainer.init()
-    before = trainer.evaluate(state)
+    before = float(trainer.evaluate(state)["held_out_bpc"][0])
     losses = []
     for _ in range(25):
         state, chunk = trainer.train(state, 2)
-        losses.extend(np.asarray(chunk).tolist())
-    after = trainer.evaluate(state)
+        losses.extend(np.asarray(chunk)[:, 0].tolist())  # [steps, seeds=1]
+    after = float(trainer.evaluate(state)["held_out_bpc"][0])
     assert before == pytest.approx(math.log2(corpus.vocab.size), abs=0.6)
     assert after < 0.7 * before
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:4])
@@ -246,7 +247,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     assert not char_lm.record_path(tmp_path / "b", "rnn").exists()
     assert char_lm.checkpoint_path(tmp_path / "b", "rnn").exists()
     resumed = char_lm.run_char_lm(TINY, corpus, tmp_path / "b", **options, log=lines.append)
-    assert any("at step 2" in line for line in lines)
+    assert "resumed from step 2 (char_lm_rnn.msgpack)" in lines
     assert _without_times(resumed) == _without_times(whole)
     on_disk = json.loads(char_lm.record_path(tmp_path / "b", "rnn").read_text())
     assert on_disk["format"] == char_lm.RECORD_FORMAT
@@ -289,6 +290,30 @@ def test_config_refuses_bad_settings():
         char_lm.Config(num_layers=1, dropout=0.2)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         char_lm.Config(optimizer="lbfgs")
+    with pytest.raises(ValueError, match=r"zoneout_h must lie in \[0, 1\], got 1.5"):
+        char_lm.Config(zoneout_h=1.5)
+    with pytest.raises(ValueError, match=r"input_dropout must lie in \[0, 1\), got 1"):
+        char_lm.Config(input_dropout=1)
+    with pytest.raises(ValueError, match="variant 'gru' cannot take zoneout_c=0.1: .* no 'c'"):
+        char_lm.Config(variant="gru", zoneout_c=0.1)
+
+
+def test_regularisers_label_the_run_and_rates_of_zero_change_nothing():
+    zeros = dict(zoneout_h=0.0, zoneout_c=0.0, input_dropout=0.0, recurrent_dropout=0.0)
+    plain = char_lm.Config(**{**TINY.to_dict(), **zeros})
+    assert plain == TINY and plain.label == "rnn" and plain.to_dict().keys().isdisjoint(zeros)
+    regularized = char_lm.Config(variant="lstm", zoneout_h=0.1, zoneout_c=0.05)
+    assert regularized.label == "lstm+zoneout_h0.1+zoneout_c0.05"
+    assert regularized.to_dict()["zoneout_c"] == 0.05
+    # Masks with a recurrent key (training); without one the expectation, here the plain model.
+    plain_model = char_lm.make_model("lstm", 5, 4)
+    dropped = char_lm.make_model("lstm", 5, 4, recurrent_dropout=0.5)
+    params = plain_model.init(jax.random.key(0))
+    ids = jnp.arange(12).reshape(2, 6) % 5
+    expected = plain_model.apply(params, ids)
+    chex.assert_trees_all_close(dropped.apply(params, ids), expected, rtol=1e-6, atol=1e-6)
+    trained = dropped.apply(params, ids, recurrent_key=jax.random.key(1))
+    assert not np.allclose(trained, expected, rtol=1e-4, atol=1e-6)
 
 
 # Command line --------------------------------------------------------------------------
@@ -331,12 +356,49 @@ def test_tiny_cli_run_on_a_text_file(tmp_path):
         "--eval_every=2",
         "--prompt=the ",
         "--sample_length=20",
+        # the recurrent regularisers too (a plain run: test_default_prompt_comes_from_the_text)
+        "--zoneout_h=0.1",
+        "--input_dropout=0.1",
+        "--recurrent_dropout=0.2",
         f"--workdir={tmp_path / 'w'}",
     ]
     result = _run(*flags)
     assert result.returncode == 0, result.stderr
-    assert "step      2/4" in result.stdout and "held-out bpc" in result.stdout
+    label = "rnn+zoneout_h0.1+indrop0.1+recdrop0.2"
+    assert f"char_lm {label} step      2/4" in result.stdout and "held-out bpc" in result.stdout
     assert "sample (temperature 1):\nthe " in result.stdout
-    record = json.loads((tmp_path / "w" / "char_lm_rnn.json").read_text())
+    record = json.loads((tmp_path / "w" / f"char_lm_{label}.json").read_text())
     assert record["corpus"]["name"] == str(text_file)
     assert record["config"]["dropout"] == 0.1
+    assert (record["config"]["zoneout_h"], record["config"]["recurrent_dropout"]) == (0.1, 0.2)
+    assert "zoneout_c" not in record["config"]  # rates of 0 are left out
+
+
+def test_default_prompt_comes_from_the_text(tmp_path):
+    # Three distinct characters, none of them in "The ": the old fixed default prompt.
+    text = "ab\nba\naab\nbba\n" * 60
+    corpus = char_lm.make_corpus(text, "few", 8)
+    prompt = char_lm.default_prompt(corpus)
+    assert len(prompt) == 4 and set(prompt) <= {"a", "b", "\n"}
+    held_out = corpus.vocab.decode(corpus.held_out)
+    start = held_out.index("\n") + 1
+    assert prompt == held_out[start : start + 4]  # a line start of the held-out text
+    assert char_lm.default_prompt(char_lm.make_corpus("abcabc" * 30, "one line", 8)) == "abca"
+    text_file = tmp_path / "mine.txt"
+    text_file.write_text(text, encoding="utf-8")
+    result = _run(
+        f"--text_file={text_file}",
+        "--variant=rnn",
+        "--num_layers=1",
+        "--hidden_size=4",
+        "--sequence_length=8",
+        "--batch_size=2",
+        "--steps=2",
+        "--eval_every=2",
+        "--sample_length=5",
+        f"--workdir={tmp_path / 'w'}",
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "w" / "char_lm_rnn.json").read_text())
+    assert record["samples"][0]["prompt"] == prompt
+    assert f"sample (temperature 1):\n{prompt}" in result.stdout

@@ -4,6 +4,7 @@ PyTorch is not needed: its nn.LSTM / nn.GRU equations are written out below in N
 (float64), from the PyTorch documentation, with its two biases and ``x Wᵀ``.
 """
 
+import chex
 import flax
 import flax.linen as nn
 import jax
@@ -20,15 +21,13 @@ N_IN, H, B, T = 3, 5, 2, 6
 
 
 def _assert_trees_close(actual, expected, atol=ATOL, rtol=RTOL):
-    assert jax.tree_util.tree_structure(actual) == jax.tree_util.tree_structure(expected)
-    jax.tree_util.tree_map(
-        lambda a, b: np.testing.assert_allclose(a, b, atol=atol, rtol=rtol), actual, expected
-    )
+    chex.assert_trees_all_equal_structs(actual, expected)
+    chex.assert_trees_all_close(actual, expected, atol=atol, rtol=rtol)
 
 
 def _assert_trees_equal(actual, expected):
-    assert jax.tree_util.tree_structure(actual) == jax.tree_util.tree_structure(expected)
-    jax.tree_util.tree_map(np.testing.assert_array_equal, actual, expected)
+    chex.assert_trees_all_equal_structs(actual, expected)
+    chex.assert_trees_all_equal(actual, expected)
 
 
 def _torch_init(rng, num_gates):
@@ -390,7 +389,7 @@ def test_from_flax_bad_input():
 
 
 def test_flax_carry_bad_input():
-    with pytest.raises(TypeError, match=r"LSTMState or GRUState.*got FGRState"):
+    with pytest.raises(TypeError, match=r"LSTMState.*GRUState.*got FGRState"):
         convert.to_flax_carry(lstmx.lstm(4, full_gate_recurrence=True).initial_state((2,)))
     with pytest.raises(ValueError, match="equal shapes"):
         convert.from_flax_carry((jnp.zeros((2, 4)), jnp.zeros((2, 5))))

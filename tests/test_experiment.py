@@ -1,15 +1,19 @@
 """The experiment loop: records, resume after interruption, determinism, corrupt files."""
 
 import dataclasses
+import errno
 import json
 
+import numpy as np
 import pytest
 
+import lstmx
 from experiments.run import loop as experiment
+from experiments.run import model
 from experiments.shared import records as results
-from experiments.shared import training
+from experiments.shared import resume
 
-CONFIG = training.Config(
+CONFIG = model.Config(
     task="adding",
     variant="gru",
     length=8,
@@ -85,7 +89,7 @@ def test_interrupted_run_resumes_to_the_same_records(tmp_path):
     assert results.checkpoint_path(interrupted, "adding", 8, "gru").exists()
     lines = []
     experiment.run_variant(CONFIG, interrupted, log=lines.append)
-    assert lines[0] == "resuming adding_T8_gru.msgpack at step 20"
+    assert lines[0] == "resumed from step 20 (adding_T8_gru.msgpack)"
     assert [_without_times(r) for r in _records(interrupted)] == [
         _without_times(r) for r in _records(tmp_path / "whole")
     ]
@@ -108,7 +112,7 @@ def test_finished_seeds_are_skipped_untouched(tmp_path):
 
 def test_other_settings_in_the_same_workdir_are_refused(tmp_path):
     experiment.run_variant(CONFIG, tmp_path, log=_quiet)
-    with pytest.raises(experiment.ConfigMismatchError, match=r"hidden_size: 8 on disk vs 16 now"):
+    with pytest.raises(resume.ConfigMismatchError, match=r"hidden_size: 8 on disk vs 16 now"):
         experiment.run_variant(dataclasses.replace(CONFIG, hidden_size=16), tmp_path, log=_quiet)
 
 
@@ -157,7 +161,7 @@ def test_killed_between_two_record_writes_resumes_from_the_final_checkpoint(tmp_
     lines = []
     written = experiment.run_variant(CONFIG, interrupted, log=lines.append)
     assert [r["seed"] for r in written] == [1]
-    assert lines == ["resuming adding_T8_gru.msgpack at step 60"]
+    assert lines == ["resumed from step 60 (adding_T8_gru.msgpack)"]
     assert first.stat().st_mtime_ns == before
     assert not list(interrupted.rglob("*.corrupt-*"))
     resumed = _records(interrupted)
@@ -165,3 +169,103 @@ def test_killed_between_two_record_writes_resumes_from_the_final_checkpoint(tmp_
     assert [_without_times(r) for r in resumed] == [
         _without_times(r) for r in _records(tmp_path / "whole")
     ]
+
+
+@pytest.mark.parametrize(
+    "failing, code",
+    [("checkpoints", errno.ENOSPC), ("records", errno.EACCES)],
+    ids=["checkpoint_disk_full", "record_permission_denied"],
+)
+def test_a_failed_write_keeps_what_was_on_disk_and_the_next_run_resumes(
+    tmp_path, monkeypatch, failing, code
+):
+    experiment.run_variant(CONFIG, tmp_path / "whole", log=_quiet)
+    workdir = tmp_path / "faulty"
+    # A checkpoint at step 20 from an earlier, interrupted run.
+    experiment.run_variant(CONFIG, workdir, log=_quiet, stop_after=20)
+    checkpoint = results.checkpoint_path(workdir, "adding", 8, "gru")
+    checkpoint_before = checkpoint.read_bytes()
+    real_write = results.write_atomic
+
+    def failing_write(path, data):
+        if path.parent.name == failing:
+            raise OSError(code, f"[Errno {code}] simulated")
+        real_write(path, data)
+
+    monkeypatch.setattr(results, "write_atomic", failing_write)
+    with pytest.raises(resume.WriteError) as caught:
+        experiment.run_variant(CONFIG, workdir, log=_quiet)
+    message = str(caught.value)
+    assert "\n" not in message and f"could not write {workdir / failing}" in message
+    assert "run the same command to resume" in message
+    assert "intact" in message
+    assert not list(workdir.rglob("*.tmp"))  # the temporary file is gone
+    if failing == "checkpoints":
+        assert checkpoint.read_bytes() == checkpoint_before  # the step-20 checkpoint is intact
+        assert not (workdir / "records").exists()
+    else:
+        assert results.read_checkpoint_extra(checkpoint)["history"][-1][0]["step"] == 60
+    monkeypatch.setattr(results, "write_atomic", real_write)
+    lines = []
+    experiment.run_variant(CONFIG, workdir, log=lines.append)
+    resumed_at = 20 if failing == "checkpoints" else 60
+    assert lines[0] == f"resumed from step {resumed_at} (adding_T8_gru.msgpack)"
+    assert [_without_times(r) for r in _records(workdir)] == [
+        _without_times(r) for r in _records(tmp_path / "whole")
+    ]
+
+
+# Recurrent regularisers (zoneout, variational dropout) ---------------------------------
+
+RATES = ("zoneout_h", "zoneout_c", "input_dropout", "recurrent_dropout")
+# Recurrent dropout on CONFIG: its expectation is the plain cell; the plain trainer is
+# CONFIG's, compiled once for the whole module.
+REGULARIZED = dataclasses.replace(CONFIG, recurrent_dropout=0.5)
+
+
+def test_zero_rates_are_the_plain_run():
+    zeros = dataclasses.replace(CONFIG, **dict.fromkeys(RATES, 0.0))
+    assert zeros == CONFIG and zeros.label == "gru" and not zeros.regularized
+    assert not set(RATES) & set(zeros.to_dict())  # records as before the rates existed
+    assert not isinstance(model.make_cell(zeros).options, lstmx.RegularizedOptions)
+    assert isinstance(model.make_cell(REGULARIZED).options, lstmx.RegularizedOptions)
+    assert REGULARIZED.label == "gru+recdrop0.5"
+    some = dataclasses.replace(CONFIG, variant="lstm", zoneout_h=0.1, recurrent_dropout=0.1)
+    assert some.label == "lstm+zoneout_h0.1+recdrop0.1"
+    every = dataclasses.replace(some, init="chrono", zoneout_c=0.1, input_dropout=0.2)
+    assert every.label == "lstm+chrono+zoneout0.1+indrop0.2+recdrop0.1"
+
+
+def test_training_draws_masks_and_evaluation_runs_the_expectation():
+    # Variational dropout's expectation is the plain cell: same evaluation, other training.
+    # (20 steps: the loop's chunk, so the other tests reuse these compiled trainers.)
+    plain_trainer, dropped_trainer = model.make_trainer(CONFIG), model.make_trainer(REGULARIZED)
+    evaluations = [t.evaluate(t.init()) for t in (plain_trainer, dropped_trainer)]
+    np.testing.assert_allclose(evaluations[0]["loss"], evaluations[1]["loss"], rtol=1e-6, atol=1e-7)
+    _, plain_losses = plain_trainer.train(plain_trainer.init(), 20)
+    _, dropped_losses = dropped_trainer.train(dropped_trainer.init(), 20)
+    _, again = dropped_trainer.train(dropped_trainer.init(), 20)
+    assert not np.allclose(plain_losses[0], dropped_losses[0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(dropped_losses, again)  # a pure function of (seed, step)
+
+
+def test_regularized_run_is_filed_under_its_label_and_resumes_to_the_same_records(tmp_path):
+    label = REGULARIZED.label
+    experiment.run_variant(REGULARIZED, tmp_path / "whole", log=_quiet)
+    interrupted = tmp_path / "interrupted"
+    experiment.run_variant(REGULARIZED, interrupted, log=_quiet, stop_after=20)
+    assert results.checkpoint_path(interrupted, "adding", 8, label).exists()
+    experiment.run_variant(REGULARIZED, interrupted, log=_quiet)
+    paths = [results.record_path(tmp_path / "whole", "adding", 8, label, s) for s in (0, 1)]
+    whole = [json.loads(path.read_text()) for path in paths]
+    resumed = [json.loads(path.read_text()) for path in (interrupted / "records").glob("*.json")]
+    assert sorted(map(json.dumps, map(_without_times, resumed))) == sorted(
+        map(json.dumps, map(_without_times, whole))
+    )
+    record = whole[0]
+    assert record["label"] == label and record["variant"] == "gru"
+    assert record["config"]["recurrent_dropout"] == 0.5
+    assert "zoneout_h" not in record["config"]  # rates of 0 are left out
+    # The plain run shares the workdir: its own files, no mismatch.
+    experiment.run_variant(CONFIG, tmp_path / "whole", log=_quiet)
+    assert results.record_path(tmp_path / "whole", "adding", 8, "gru", 0).exists()

@@ -115,20 +115,24 @@ def test_linear_ar_recovers_an_exact_ar2_process():
 def test_forecaster_loss_decreases():
     data = forecast.split_series(forecast.noisy_sines(600, noise_std=0.05), lag=12, horizon=3)
     forecaster = forecast.make_forecaster("gru", hidden_size=8, horizon=3)
-    params, losses = forecast.train_forecaster(
-        forecaster,
-        (data.train_inputs - data.mean) / data.std,
-        (data.train_targets - data.mean) / data.std,
-        steps=80,
-        batch_size=32,
-        learning_rate=1e-2,
-        key=jax.random.key(0),
-        log=lambda line: None,
+    windows = tuple(
+        (part - data.mean) / data.std
+        for part in (data.train_inputs, data.train_targets, data.test_inputs, data.test_targets)
     )
+    trainer = forecast.make_trainer(
+        forecaster, windows, batch_size=32, learning_rate=1e-2, key=jax.random.key(0)
+    )
+    state, losses = trainer.train(trainer.init(), 80)
+    losses = np.asarray(losses)[:, 0]  # [steps, seeds=1]
     assert losses.shape == (80,)
     assert losses[-10:].mean() < 0.3 * losses[:5].mean()
-    prediction = forecaster.predict(params, (data.test_inputs - data.mean) / data.std)
+    params = jax.tree_util.tree_map(lambda leaf: leaf[0], state.params)
+    prediction = forecaster.predict(params, windows[2])
     assert prediction.shape == (data.test_inputs.shape[0], 3)
+    test_mse = float(np.mean((np.asarray(prediction) - windows[3]) ** 2))
+    np.testing.assert_allclose(
+        trainer.evaluate(state)["test_mse"][0], test_mse, rtol=1e-5, atol=1e-7
+    )
 
 
 def test_run_forecast_scores_every_model_and_writes_outputs(tmp_path):
@@ -136,7 +140,7 @@ def test_run_forecast_scores_every_model_and_writes_outputs(tmp_path):
         series="sines", variants=("rnn",), length=300, lag=8, horizon=4, steps=20, hidden_size=4
     )
     lines = []
-    result = forecast.run_forecast(config, log=lines.append)
+    result = forecast.run_forecast(config, tmp_path / "work", log=lines.append)
     assert [row["model"] for row in result["models"]] == ["last_value", "linear_ar", "rnn"]
     assert any("forecast      rnn step     20/20" in line for line in lines)
     data = forecast.split_series(forecast.noisy_sines(300, seed=0, noise_std=0.1), lag=8, horizon=4)
@@ -161,6 +165,17 @@ def test_run_forecast_scores_every_model_and_writes_outputs(tmp_path):
     summary = json.loads((tmp_path / "forecast.json").read_text())
     assert summary["config"]["variants"] == ["rnn"]
     assert (tmp_path / "forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The variant's record, and its trained model kept: run again, it trains no more.
+    record = json.loads(forecast.record_path(tmp_path / "work", "rnn").read_text())
+    assert record["format"] == forecast.RECORD_FORMAT and record["variant"] == "rnn"
+    assert [point["step"] for point in record["history"]] == [5, 10, 15, 20]
+    assert record["test_mse"] == result["models"][2]["test_mse"]
+    lines = []
+    again = forecast.run_forecast(config, tmp_path / "work", log=lines.append)
+    assert lines == ["resumed from step 20 (forecast_rnn.msgpack)"]
+    np.testing.assert_array_equal(
+        again["models"][2]["predictions"], result["models"][2]["predictions"]
+    )
 
 
 def test_config_refuses_bad_settings():
@@ -189,7 +204,7 @@ def _run(*flags):
     ],
 )
 def test_bad_flags_exit_with_one_line(flags, message, tmp_path):
-    result = _run(*flags, f"--output_dir={tmp_path / 'out'}")
+    result = _run(*flags, f"--workdir={tmp_path / 'out'}")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert message in result.stderr
@@ -197,21 +212,37 @@ def test_bad_flags_exit_with_one_line(flags, message, tmp_path):
     assert len(error_lines) == 1, result.stderr
 
 
+TINY_FLAGS = [
+    "--series=mackey_glass",
+    "--variants=rnn",
+    "--length=400",
+    "--lag=10",
+    "--horizon=5",
+    "--steps=10",
+    "--hidden_size=4",
+]
+
+
 def test_tiny_cli_run(tmp_path):
-    result = _run(
-        "--series=mackey_glass",
-        "--variants=rnn",
-        "--length=400",
-        "--lag=10",
-        "--horizon=5",
-        "--steps=10",
-        "--hidden_size=4",
-        f"--output_dir={tmp_path}",
-    )
+    result = _run(*TINY_FLAGS, f"--workdir={tmp_path}")
     assert result.returncode == 0, result.stderr
     assert "| linear_ar (baseline) |" in result.stdout and "| `rnn` |" in result.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == [
+        ".lock",
+        "checkpoints",
         "forecast.csv",
         "forecast.json",
         "forecast.png",
+        "records",
     ]
+    assert [path.name for path in (tmp_path / "records").iterdir()] == ["forecast_rnn.json"]
+
+
+def test_output_dir_is_a_deprecated_alias_of_workdir(tmp_path):
+    result = _run(*TINY_FLAGS, "--steps=2", f"--output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    assert "note: --output_dir is deprecated; use --workdir." in result.stderr
+    assert (tmp_path / "forecast.csv").exists() and (tmp_path / "records").is_dir()
+    both = _run(*TINY_FLAGS, f"--workdir={tmp_path}", f"--output_dir={tmp_path / 'b'}")
+    assert both.returncode != 0 and "Traceback" not in both.stderr
+    assert "give --workdir or its deprecated alias --output_dir, not both" in both.stderr

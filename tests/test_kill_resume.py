@@ -2,15 +2,18 @@
 
 Three commands run in one work directory: the first is killed (SIGKILL, no chance to
 clean up) as soon as a checkpoint or record appears, the second once the first variant's
-records exist (so it dies in the second variant), the third runs to the end. Its records
-must equal, but for times and versions, those of one uninterrupted command in another work
-directory, and the finished variant's records must be left untouched.
+records and a checkpoint of the second variant exist (so it dies in the second variant),
+the third runs to the end. The second and third must say they resumed from a checkpoint
+step > 0 (and SIGKILL leaves no stale workdir lock behind). The records must equal, but
+for times and versions, those of one uninterrupted command in another work directory,
+and the finished variant's records must be left untouched.
 
 The subprocesses share a persistent compilation cache, so only the first one compiles.
 """
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -79,6 +82,12 @@ def _kill_when(workdir, cache, ready):
     return stdout
 
 
+def _resumed_step(output, variant):
+    """The step the output says the variant resumed from (0 if it does not say so)."""
+    match = re.search(rf"resumed from step (\d+) \(adding_T6_{variant}\.msgpack\)", output)
+    return int(match.group(1)) if match else 0
+
+
 def _records(workdir):
     return {
         path.name: json.loads(path.read_text()) for path in (workdir / "records").glob("*.json")
@@ -107,13 +116,23 @@ def test_killed_twice_and_restarted_ends_with_the_uninterrupted_records(tmp_path
     out = _kill_when(killed, cache, first_file)
     assert "400/400" not in out
 
+    # The second command resumes the first variant from the checkpoint the first left
+    # (records come only after a checkpoint), and is killed once the second variant has
+    # a checkpoint of its own.
     first_variant = [killed / "records" / f"adding_T6_{VARIANTS[0]}_seed{s}.json" for s in (0, 1)]
-    out = _kill_when(killed, cache, lambda: all(path.exists() for path in first_variant))
+    second_checkpoint = killed / "checkpoints" / f"adding_T6_{VARIANTS[1]}.msgpack"
+    out = _kill_when(
+        killed,
+        cache,
+        lambda: all(path.exists() for path in first_variant) and second_checkpoint.exists(),
+    )
+    assert _resumed_step(out, VARIANTS[0]) > 0, out
     assert not (killed / "records" / f"adding_T6_{VARIANTS[1]}_seed1.json").exists()
     before = [(path.stat().st_mtime_ns, path.read_bytes()) for path in first_variant]
 
     out = _run(killed, cache)
     assert f"adding T=6 {VARIANTS[0]}: all seeds finished, skipping." in out
+    assert _resumed_step(out, VARIANTS[1]) > 0, out
     assert [(path.stat().st_mtime_ns, path.read_bytes()) for path in first_variant] == before
     got = _records(killed)
     assert sorted(got) == sorted(expected)

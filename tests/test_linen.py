@@ -1,5 +1,6 @@
 """lstmx.linen: the RNN module and CellWrapper against lstmx.scan, under jit and grad."""
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -15,10 +16,8 @@ N_IN, H, B, T = 3, 4, 2, 6
 
 
 def _assert_trees_close(actual, expected, atol=ATOL, rtol=RTOL):
-    assert jax.tree_util.tree_structure(actual) == jax.tree_util.tree_structure(expected)
-    jax.tree_util.tree_map(
-        lambda a, b: np.testing.assert_allclose(a, b, atol=atol, rtol=rtol), actual, expected
-    )
+    chex.assert_trees_all_equal_structs(actual, expected)
+    chex.assert_trees_all_close(actual, expected, atol=atol, rtol=rtol)
 
 
 def _xs(seed=0, shape=(B, T, N_IN)):
@@ -143,8 +142,9 @@ def test_rnn_inside_a_model_with_grads():
     _assert_trees_close(grads, grads_ref)
     cell_grads = grads["params"]["RNN_0"]["cell"]
     assert isinstance(cell_grads, lstmx.LSTMParams)
+    chex.assert_tree_all_finite(cell_grads)
     for leaf in jax.tree_util.tree_leaves(cell_grads):
-        assert np.all(np.isfinite(leaf)) and np.abs(leaf).max() > 0
+        assert np.abs(leaf).max() > 0
 
 
 @pytest.mark.parametrize("name", ["gru", "lstm", "stack"])

@@ -1,5 +1,6 @@
 """experiments.run from the command line: bad flags exit with one clear line, no traceback."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,28 @@ def test_tiny_run_writes_records_and_summary_and_resumes(tmp_path):
     mismatch = _run(*flags[:-2], "--hidden_size=16", f"--workdir={tmp_path}")
     assert mismatch.returncode != 0 and "Traceback" not in mismatch.stderr
     assert "hidden_size: 8 on disk vs 16 now" in mismatch.stderr
+
+
+def test_tiny_regularized_run_is_labelled(tmp_path):
+    result = _run(
+        "--task=adding",
+        "--length=4",
+        "--variants=lstm",
+        "--seeds=1",
+        "--steps=2",
+        "--eval_every=2",
+        "--hidden_size=4",
+        "--batch_size=4",
+        "--eval_batch_size=8",
+        "--zoneout_h=0.1",
+        "--recurrent_dropout=0.1",
+        f"--workdir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "adding T=4 lstm+zoneout_h0.1+recdrop0.1 step      2/2" in result.stdout
+    assert "| `lstm+zoneout_h0.1+recdrop0.1` |" in result.stdout  # the printed table
+    path = tmp_path / "records" / "adding_T4_lstm+zoneout_h0.1+recdrop0.1_seed0.json"
+    record = json.loads(path.read_text())
+    assert record["label"] == "lstm+zoneout_h0.1+recdrop0.1"
+    assert record["status"] == "finished"
+    assert (record["config"]["zoneout_h"], record["config"]["recurrent_dropout"]) == (0.1, 0.1)

@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.shared import training
+from experiments.run import model
 
-TINY = training.Config(
+TINY = model.Config(
     task="adding",
     variant="lstm",
     length=10,
@@ -25,7 +25,7 @@ TINY = training.Config(
 
 
 def test_loss_decreases_on_tiny_adding_problem():
-    trainer = training.make_trainer(TINY)
+    trainer = model.make_trainer(TINY)
     state = trainer.init()
     before = trainer.evaluate(state)["loss"]
     state, train_losses = trainer.train(state, TINY.steps)
@@ -42,7 +42,7 @@ def test_copy_task_trains_and_reports_recall_accuracy(variant):
     config = dataclasses.replace(
         TINY, task="copy", variant=variant, length=5, steps=20, learning_rate=3e-3
     )
-    trainer = training.make_trainer(config)
+    trainer = model.make_trainer(config)
     state = trainer.init()
     state, losses = trainer.train(state, 20)
     metrics = trainer.evaluate(state)
@@ -52,8 +52,8 @@ def test_copy_task_trains_and_reports_recall_accuracy(variant):
 
 
 def test_seed_results_do_not_depend_on_the_other_seeds():
-    together = training.make_trainer(TINY)
-    alone = training.make_trainer(dataclasses.replace(TINY, seeds=(1,)))
+    together = model.make_trainer(TINY)
+    alone = model.make_trainer(dataclasses.replace(TINY, seeds=(1,)))
     state_together, _ = together.train(together.init(), 20)
     state_alone, _ = alone.train(alone.init(), 20)
     jax.tree_util.tree_map(
@@ -64,7 +64,7 @@ def test_seed_results_do_not_depend_on_the_other_seeds():
 
 
 def test_a_diverging_seed_stops_alone():
-    trainer = training.make_trainer(TINY)
+    trainer = model.make_trainer(TINY)
     state = trainer.init()
     poisoned = jax.tree_util.tree_map(lambda x: x.at[0].set(jnp.nan), state.params)
     state = state._replace(params=poisoned)
@@ -80,8 +80,8 @@ def test_a_diverging_seed_stops_alone():
 
 
 def test_training_is_deterministic():
-    first = training.make_trainer(TINY)
-    second = training.make_trainer(TINY)
+    first = model.make_trainer(TINY)
+    second = model.make_trainer(TINY)
     a, losses_a = first.train(first.init(), 30)
     b, losses_b = second.train(second.init(), 30)
     np.testing.assert_array_equal(losses_a, losses_b)
@@ -91,17 +91,17 @@ def test_training_is_deterministic():
 def test_num_params_counts_cell_and_readout():
     config = dataclasses.replace(TINY, hidden_size=8)
     # LSTM on 2 inputs: 4H(I + H + 1) = 32 * 11; read-out 8 + 1.
-    assert training.make_trainer(config).num_params == 32 * 11 + 9
+    assert model.make_trainer(config).num_params == 32 * 11 + 9
 
 
 def test_chrono_init_applies_to_gated_cells_only():
     chrono = dataclasses.replace(TINY, init="chrono", length=40)
     assert chrono.t_max == 40
     assert dataclasses.replace(chrono, task="copy").t_max == 60
-    bias = training.make_trainer(chrono).init().params.cell.b[0]
+    bias = model.make_trainer(chrono).init().params.cell.b[0]
     forget = np.asarray(bias[16:32])
     assert np.all((forget >= 0) & (forget <= np.log(39))) and forget.std() > 0
-    training.make_trainer(dataclasses.replace(chrono, variant="rnn"))  # keeps default init
+    model.make_trainer(dataclasses.replace(chrono, variant="rnn"))  # keeps default init
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,15 @@
 """Times lstmx cells against Flax, Haiku and PyTorch: training step, inference, length sweep.
 
-Everything runs in this one process, the contenders interleaved (see lstmx.benchmarking
-for the method, the FLOP formula and what "peak memory" means). Haiku and PyTorch are
-optional (pip install -e '.[bench]'); a missing one is skipped and the tables say so.
-Examples:
+Everything runs in this one process, the contenders interleaved (see
+experiments.benchmark.harness for the method, the FLOP formula and what "peak memory"
+means). Haiku and PyTorch are optional (pip install -e '.[bench]'); a missing one is
+skipped and the tables say so. Examples:
 
-  python -m experiments.benchmark
+  python -m experiments.benchmark --workdir=bench_results
   python -m experiments.benchmark --shapes=128x100x10x128 --variants=lstm \\
       --peers=flax,torch --repetitions=5 --mode=train --sweep_steps=
 
-Writes OUTPUT_DIR/benchmark.json and OUTPUT_DIR/benchmark.md and prints the Markdown.
+Writes WORKDIR/benchmark.json and WORKDIR/benchmark.md and prints the Markdown.
 """
 
 import os
@@ -75,7 +75,12 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the input.", lower_bound=0)
 flags.DEFINE_string(
-    "output_dir", "bench_results", "Where benchmark.json and benchmark.md are written."
+    "workdir",
+    "bench_results",
+    "Where benchmark.json and benchmark.md are written (created if missing).",
+)
+flags.DEFINE_string(
+    "output_dir", None, "Deprecated alias of --workdir, kept so existing commands still run."
 )
 
 flags.register_validator(
@@ -110,10 +115,30 @@ flags.register_validator(
     message="--sweep_shape must be BxIxH with positive integers, e.g. 32x10x128.",
 )
 flags.register_validator(
-    "output_dir",
+    "workdir",
     lambda path: bool(path) and not os.path.isfile(path),
+    message="--workdir must be a directory path, not an existing file.",
+)
+flags.register_validator(
+    "output_dir",
+    lambda path: path is None or (bool(path) and not os.path.isfile(path)),
     message="--output_dir must be a directory path, not an existing file.",
 )
+
+
+def _workdir() -> str:
+    """--workdir, or the deprecated --output_dir (with a one-line note) when only it is given."""
+    if FLAGS.output_dir is None:
+        return FLAGS.workdir
+    if FLAGS["workdir"].present and FLAGS.workdir != FLAGS.output_dir:
+        sys.exit(
+            "experiments.benchmark: error: give --workdir or its deprecated alias "
+            "--output_dir, not both."
+        )
+    print(
+        "experiments.benchmark: note: --output_dir is deprecated; use --workdir.", file=sys.stderr
+    )
+    return FLAGS.output_dir
 
 
 def _log(message: str) -> None:
@@ -122,8 +147,9 @@ def _log(message: str) -> None:
 
 def main(argv):
     _common.start("experiments.benchmark", argv)
+    workdir = _workdir()
     try:
-        _common.writable_directory("output_dir", FLAGS.output_dir)
+        _common.writable_directory("output_dir" if FLAGS.output_dir else "workdir", workdir)
     except (ValueError, OSError) as error:
         sys.exit(f"experiments.benchmark: error: {error}")
     # Flags are validated above; an exception from here on is a bug and keeps its traceback.
@@ -140,7 +166,7 @@ def main(argv):
         log=_log,
     )
     try:
-        written = benchmarking.write_results(result, FLAGS.output_dir)
+        written = benchmarking.write_results(result, workdir)
     except OSError as error:
         sys.exit(f"experiments.benchmark: error: cannot write results: {error}")
     print(benchmarking.to_markdown(result))

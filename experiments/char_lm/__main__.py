@@ -7,13 +7,23 @@ With no --text_file it trains on the Python Language Reference that ships with C
   python -m experiments.char_lm --text_file=book.txt --variant=gru --num_layers=3 \\
       --dropout=0.2 --steps=10000 --workdir=runs/book_gru
   python -m experiments.char_lm --prompt="The while statement" --temperature=0.5
+  python -m experiments.char_lm --zoneout_c=0.05 --zoneout_h=0.5 --workdir=runs/zoneout
 
 Prints one progress line per evaluation (held-out bits per character) and a sample at
-the end; writes WORKDIR/char_lm_VARIANT.json and keeps the trained model in
-WORKDIR/checkpoints/. Killed and started again with the same flags, it resumes; started
-again after training finished, it only samples again (try another --prompt or
---temperature), or trains on if --steps grew. The model and metric are described in
-lstmx.char_lm.
+the end; writes WORKDIR/char_lm_LABEL.json and keeps the trained model in
+WORKDIR/checkpoints/. LABEL is the variant, followed by the recurrent regularisers
+(--zoneout_h, --zoneout_c, --input_dropout, --recurrent_dropout, --candidate_dropout;
+training only, evaluation and sampling use the expectation) when any is set, e.g. lstm+zoneout_h0.1.
+Killed and started again with the same flags, it resumes; started again after training
+finished, it only samples again (try another --prompt or
+--temperature), or trains on if --steps grew. Without --prompt the sample starts from the
+first characters of a line of the held-out text, so any text file works. The model and
+metric are described in experiments/char_lm/model.py.
+
+One run per workdir: a second command on a workdir in use exits at once with one line
+naming the holder's PID and host (--wait_for_lock waits instead). On SIGTERM or SIGINT it
+finishes the current chunk, writes a checkpoint, says where, and exits with status 75
+(EX_TEMPFAIL); the same command resumes.
 """
 
 import math
@@ -23,8 +33,8 @@ import sys
 from absl import app, flags
 
 from experiments.char_lm import model as char_lm
-from experiments.run.loop import ConfigMismatchError
 from experiments.shared import cli as _common
+from experiments.shared import regularization, resume
 from lstmx.cells import variant_names
 
 FLAGS = flags.FLAGS
@@ -37,6 +47,8 @@ flags.DEFINE_integer("hidden_size", 256, "Units per layer.", lower_bound=1)
 flags.DEFINE_float(
     "dropout", 0.0, "Dropout between layers while training, in [0, 1); needs num_layers >= 2."
 )
+regularization.define_flags()
+flags.adopt_module_key_flags(regularization)  # listed by --helpshort
 flags.DEFINE_integer(
     "sequence_length", 50, "Characters of context per training window.", lower_bound=1
 )
@@ -51,11 +63,21 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     "max_eval_windows", 1000, "Most held-out windows scored per evaluation.", lower_bound=1
 )
-flags.DEFINE_string("prompt", "The ", "Text fed to the model before sampling.")
+flags.DEFINE_string(
+    "prompt",
+    None,
+    "Text fed to the model before sampling (default: the first 4 characters of a line of "
+    "the held-out text).",
+)
 flags.DEFINE_float("temperature", 1.0, "Sampling temperature (> 0; lower is greedier).")
 flags.DEFINE_integer("sample_length", 400, "Characters to sample.", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Seed for initialisation, batches, dropout and sampling.")
 flags.DEFINE_string("workdir", "runs/char_lm", "Directory for the record and checkpoints.")
+flags.DEFINE_bool(
+    "wait_for_lock",
+    False,
+    "If another run holds --workdir, wait for it to end instead of exiting at once.",
+)
 
 flags.register_validator(
     "variant",
@@ -78,7 +100,9 @@ flags.register_validator(
     lambda value: math.isfinite(value) and value > 0,
     message="--temperature must be > 0 (small values approach greedy argmax sampling).",
 )
-flags.register_validator("prompt", bool, message="--prompt must not be empty.")
+flags.register_validator(
+    "prompt", lambda value: value is None or bool(value), message="--prompt must not be empty."
+)
 flags.register_validator("seed", lambda value: value >= 0, message="--seed must be >= 0.")
 _common.require_directory_path("workdir")
 
@@ -110,10 +134,12 @@ def main(argv):
             eval_every=FLAGS.eval_every,
             max_eval_windows=FLAGS.max_eval_windows,
             seed=FLAGS.seed,
+            **regularization.rates_from_flags(FLAGS),
         )
         corpus = char_lm.make_corpus(text, source, config.sequence_length)
+        prompt = char_lm.default_prompt(corpus) if FLAGS.prompt is None else FLAGS.prompt
         try:
-            corpus.vocab.encode(FLAGS.prompt)
+            corpus.vocab.encode(prompt)
         except ValueError as error:
             raise ValueError(f"--prompt has {error}") from None
         _common.writable_directory("workdir", FLAGS.workdir)
@@ -126,15 +152,18 @@ def main(argv):
         f"(uniform guess: {math.log2(info['vocab_size']):.3f} bits per character)"
     )
     try:
-        record = char_lm.run_char_lm(
-            config,
-            corpus,
-            FLAGS.workdir,
-            prompt=FLAGS.prompt,
-            temperature=FLAGS.temperature,
-            sample_length=FLAGS.sample_length,
-        )
-    except ConfigMismatchError as error:
+        with resume.lock_workdir(FLAGS.workdir, wait=FLAGS.wait_for_lock):
+            record = char_lm.run_char_lm(
+                config,
+                corpus,
+                FLAGS.workdir,
+                prompt=prompt,
+                temperature=FLAGS.temperature,
+                sample_length=FLAGS.sample_length,
+            )
+    except resume.PreemptedError:
+        sys.exit(resume.EXIT_PREEMPTED)
+    except (resume.WorkdirLockedError, resume.ConfigMismatchError, resume.WriteError) as error:
         sys.exit(f"{name}: error: {error}")
     print(
         f"held-out bits per character: {record['final_bpc']:.3f} after {config.steps} steps "
@@ -142,7 +171,7 @@ def main(argv):
     )
     sample = record["samples"][0]
     print(f"sample (temperature {sample['temperature']:g}):\n{sample['prompt']}{sample['text']}")
-    print(f"wrote {char_lm.record_path(FLAGS.workdir, config.variant)}")
+    print(f"wrote {char_lm.record_path(FLAGS.workdir, config.label)}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ Karpathy, Johnson & Fei-Fei 2015)::
 
 * **Input:** the one-hot code of the character. A learned embedding table would add
   nothing: the first layer's input kernel ``w_x [V, G*H]`` already is one row per character.
+* **Read-out:** a :class:`~experiments.shared.training.Readout` (``w_out [H, V]``,
+  ``b_out [V]``) on the top layer's output.
 * **Layers:** ``num_layers`` cells of one variant (:func:`lstmx.variant`), held as the
   params of ``lstmx.stack([cell] * L)`` (:class:`lstmx.StackParams`), so a trained model
   also runs through :func:`lstmx.scan` of the stack.
@@ -15,6 +17,11 @@ Karpathy, Johnson & Fei-Fei 2015)::
   output of every layer but the top one while training, ``y * m / (1 - p)`` with
   ``m ~ Bernoulli(1 - p)``; nothing in evaluation or sampling. With one layer there is no
   place for it, so ``dropout > 0`` needs ``num_layers >= 2``.
+* **Recurrent regularisers** (optional, :mod:`experiments.shared.regularization`):
+  zoneout (Krueger et al. 2016) and variational input/recurrent dropout (Gal &
+  Ghahramani 2016) inside every layer (:func:`lstmx.regularized`) while training; their
+  masks come from ``fold_in(fold_in(step_key, 1), layer)``. Evaluation and sampling run
+  the expectation. With every rate 0 the layers are not wrapped.
 * **Training:** truncated backpropagation through time over random windows of
   ``sequence_length + 1`` characters from the training text (predict each of the last
   ``sequence_length`` characters from those before it inside the window; the state starts
@@ -29,19 +36,22 @@ Karpathy, Johnson & Fei-Fei 2015)::
   distribution; as ``temperature -> 0`` sampling becomes greedy (argmax). The temperature
   must be a finite number > 0.
 
-Randomness is a pure function of ``(seed, step)``, as in :mod:`lstmx.training`: the
-batch of step ``n`` comes from ``fold_in(data_key, n)`` and its dropout masks from
-``fold_in(dropout_key, n)``. The same settings give the same numbers, and a run resumed
+Training runs on the shared multi-seed trainer (:mod:`experiments.shared.training`, one
+seed) and resumable loop (:mod:`experiments.shared.resume`). Randomness is a pure
+function of ``(seed, step)``: the batch of step ``n`` and its dropout masks come from
+``fold_in(train_key, n)``. The same settings give the same numbers, and a run resumed
 from a checkpoint continues exactly as the uninterrupted run would have
-(:func:`run_char_lm`).
+(:func:`run_char_lm`). Sampling draws from the seed's own sampling key.
 
-On disk (:func:`run_char_lm`), under a work directory: ``char_lm_{variant}.json``, the
+On disk (:func:`run_char_lm`), under a work directory: ``char_lm_{label}.json``, the
 record (format ``"lstmx.char_lm/1"``: ``config``, ``corpus`` (name, SHA-256, sizes),
 ``num_params``, ``history`` of evaluations (``step``, ``train_bpc``: the mean over the
-batches since the previous evaluation, dropout on; ``held_out_bpc``; ``steps_per_second``;
-``wall_time``), ``final_bpc``, ``uniform_bpc`` = log2 V, ``samples`` (prompt,
-temperature, text), ``versions``), and ``checkpoints/char_lm_{variant}.msgpack``, the
-training state; both written atomically.
+batches since the previous evaluation, dropout and regularisers on; ``held_out_bpc``;
+``steps_per_second``; ``wall_time``), ``final_bpc``, ``uniform_bpc`` = log2 V, ``samples`` (prompt,
+temperature, text), ``versions``), and ``checkpoints/char_lm_{label}.msgpack``, the
+training state; both written atomically. The label (:attr:`Config.label`) is the variant,
+followed by the recurrent regularisers if any (e.g. ``lstm+zoneout_h0.1``; the dropout
+between layers is not in it).
 
 The default corpus (:func:`default_corpus`) is the text of the Python Language Reference
 that CPython ships for ``help()`` (``pydoc_data.topics``): about 0.47 MB of English prose
@@ -53,11 +63,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import math
 import os
 import platform
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -68,11 +76,12 @@ import numpy as np
 import optax
 from jax import lax
 
-from experiments.run.loop import ConfigMismatchError
-from experiments.shared import records, training
+from experiments.shared import records, regularization, resume, training
+from experiments.shared.resume import ConfigMismatchError
+from experiments.shared.training import Readout, Trainer, apply_readout, init_readout
 from lstmx import _checks
 from lstmx.cells import Cell, variant, variant_names
-from lstmx.sequence import StackParams, scan, stack
+from lstmx.sequence import scan, stack
 
 Array = jax.Array
 
@@ -81,17 +90,16 @@ __all__ = [
     "OPTIMIZERS",
     "RECORD_FORMAT",
     "CharLM",
-    "CharLMParams",
     "Config",
+    "ConfigMismatchError",
     "Corpus",
-    "TrainState",
-    "Trainer",
     "Vocabulary",
     "bits_per_character",
     "checkpoint_path",
     "cross_entropy",
     "default_corpus",
     "default_corpus_name",
+    "default_prompt",
     "eval_windows",
     "load_text",
     "make_corpus",
@@ -103,7 +111,7 @@ __all__ = [
 ]
 
 RECORD_FORMAT = "lstmx.char_lm/1"
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
+OPTIMIZERS = training.OPTIMIZERS
 HELD_OUT_FRACTION = 0.1
 """The last 10 % of the text is held out for evaluation."""
 
@@ -295,39 +303,26 @@ def eval_windows(held_out: np.ndarray, sequence_length: int, max_windows: int) -
 # --------------------------------------------------------------------------------------
 
 
-class CharLMParams(NamedTuple):
-    """Model parameters.
-
-    Attributes:
-      cell: :class:`lstmx.StackParams`, one entry per layer, bottom first; the bottom
-        layer's input size is ``V`` (one-hot characters), the others' ``H``.
-      w_out: read-out kernel ``[H, V]``.
-      b_out: read-out bias ``[V]``.
-    """
-
-    cell: StackParams
-    w_out: Array
-    b_out: Array
-
-
 class CharLM(NamedTuple):
     """A character-level language model as pure functions.
 
     Attributes:
-      init: ``init(key) -> CharLMParams``.
-      apply: ``apply(params, ids [*B, T], dropout_key=None) -> logits [*B, T, V]``;
-        dropout between layers is on when ``dropout_key`` is given (training), off when
-        it is None (evaluation).
+      init: ``init(key) -> Readout``.
+      apply: ``apply(params, ids [*B, T], dropout_key=None, recurrent_key=None) -> logits
+        [*B, T, V]``; dropout between layers is on when ``dropout_key`` is given
+        (training), off when it is None (evaluation); the recurrent regularisers draw
+        masks from ``recurrent_key`` (layer ``l`` from ``fold_in(recurrent_key, l)``) and
+        run their expectation without it.
       initial_state: ``initial_state(batch_shape=()) -> lstmx.StackState`` (zeros).
       step: ``step(params, state, ids [*B]) -> (state, logits [*B, V])``, one character,
-        no dropout (for sampling).
+        no dropout, regularisers at their expectation (for sampling).
       cell: the stacked cell (``lstmx.stack([layer] * num_layers)``).
       vocab_size: ``V``.
       num_layers: ``L``.
       dropout: the drop probability between layers.
     """
 
-    init: Callable[[Array], CharLMParams]
+    init: Callable[[Array], Readout]
     apply: Callable[..., Array]
     initial_state: Callable[..., Any]
     step: Callable[..., tuple[Any, Array]]
@@ -350,14 +345,29 @@ def _check_dropout(dropout: Any, num_layers: int) -> float:
     return float(dropout)
 
 
-def _readout(params: CharLMParams, ys: Array) -> Array:
-    logits = ys @ params.w_out
-    return logits + jnp.broadcast_to(params.b_out, logits.shape)
+class _Rates(NamedTuple):
+    """The recurrent regulariser rates of :func:`make_model`."""
+
+    zoneout_h: float
+    zoneout_c: float
+    input_dropout: float
+    recurrent_dropout: float
+    candidate_dropout: float
 
 
 @functools.lru_cache(maxsize=64)
 def make_model(
-    variant_name: str, vocab_size: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0
+    variant_name: str,
+    vocab_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    *,
+    zoneout_h: float = 0.0,
+    zoneout_c: float = 0.0,
+    input_dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    candidate_dropout: float = 0.0,
 ) -> CharLM:
     """Builds the model: one-hot input, ``num_layers`` cells, dropout, linear read-out.
 
@@ -370,51 +380,67 @@ def make_model(
       hidden_size: ``H``, units per layer.
       num_layers: ``L`` stacked layers of the variant.
       dropout: drop probability on the outputs of layers ``1 .. L-1`` while training.
+      zoneout_h, zoneout_c, input_dropout, recurrent_dropout, candidate_dropout: the
+        recurrent regularisers
+        of every layer (:mod:`experiments.shared.regularization`); all 0: none.
     """
     vocab_size = _checks.positive_int("vocab_size", vocab_size)
     num_layers = _checks.positive_int("num_layers", num_layers)
     dropout = _check_dropout(dropout, num_layers)
-    layer = variant(variant_name, hidden_size)
+    rates = _Rates(zoneout_h, zoneout_c, input_dropout, recurrent_dropout, candidate_dropout)
+    regularization.check_rates(rates)
+    layer = regularization.regularize(variant(variant_name, hidden_size), rates, variant_name)
     stacked = stack([layer] * num_layers)
-    V, H = vocab_size, layer.output_size
+    V = vocab_size
 
-    def init(key: Array) -> CharLMParams:
-        key_cell, key_out = jax.random.split(key)
-        w_out = jax.nn.initializers.lecun_normal()(key_out, (H, V), jnp.float32)
-        return CharLMParams(stacked.init(key_cell, V), w_out, jnp.zeros((V,), jnp.float32))
+    def init(key: Array) -> Readout:
+        return init_readout(key, stacked, V, V)
 
-    def apply(params: CharLMParams, ids: Array, dropout_key: Array | None = None) -> Array:
-        _checks.params_type("params", params, CharLMParams)
+    def apply(
+        params: Readout,
+        ids: Array,
+        dropout_key: Array | None = None,
+        recurrent_key: Array | None = None,
+    ) -> Array:
+        _checks.params_type("params", params, Readout)
         xs = jax.nn.one_hot(ids, V, dtype=jnp.float32)
         keep = 1.0 - dropout
         for index, layer_params in enumerate(params.cell.layers):
-            _, xs = scan(layer, layer_params, xs)
+            layer_key = None
+            if recurrent_key is not None and regularization.is_regularized(rates):
+                layer_key = jax.random.fold_in(recurrent_key, index)
+            _, xs = scan(layer, layer_params, xs, key=layer_key)
             if dropout_key is not None and dropout > 0 and index < num_layers - 1:
                 mask = jax.random.bernoulli(jax.random.fold_in(dropout_key, index), keep, xs.shape)
                 xs = jnp.where(mask, xs / keep, jnp.zeros_like(xs))
-        return _readout(params, xs)
+        return apply_readout(params, xs)
 
     def initial_state(batch_shape=()):
         return stacked.initial_state(tuple(batch_shape))
 
-    def step(params: CharLMParams, state: Any, ids: Array) -> tuple[Any, Array]:
+    def step(params: Readout, state: Any, ids: Array) -> tuple[Any, Array]:
         x = jax.nn.one_hot(ids, V, dtype=jnp.float32)
         state, y = stacked.step(params.cell, state, x)
-        return state, _readout(params, y)
+        return state, apply_readout(params, y)
 
     return CharLM(init, apply, initial_state, step, stacked, V, num_layers, dropout)
 
 
 def cross_entropy(
-    model: CharLM, params: CharLMParams, windows: Array, dropout_key: Array | None = None
+    model: CharLM,
+    params: Readout,
+    windows: Array,
+    dropout_key: Array | None = None,
+    recurrent_key: Array | None = None,
 ) -> Array:
     """Mean cross-entropy in nats of predicting ``windows[:, 1:]`` from ``windows[:, :-1]``.
 
     Args:
       windows: int ``[B, T + 1]`` character ids.
       dropout_key: training mode (dropout on) when given.
+      recurrent_key: the recurrent regularisers' masks when given (training mode).
     """
-    logits = model.apply(params, windows[:, :-1], dropout_key)
+    logits = model.apply(params, windows[:, :-1], dropout_key, recurrent_key)
     return optax.softmax_cross_entropy_with_integer_labels(logits, windows[:, 1:]).mean()
 
 
@@ -441,7 +467,7 @@ def _total_nats(model, params, windows, chunk_size):
 
 
 def bits_per_character(
-    model: CharLM, params: CharLMParams, windows: Any, *, chunk_size: int = 256
+    model: CharLM, params: Readout, windows: Any, *, chunk_size: int = 256
 ) -> float:
     r"""Bits per character on ``windows`` (int ``[W, T + 1]``), no dropout.
 
@@ -485,7 +511,7 @@ def _sample_ids(model, params, prompt_ids, length, temperature, key):
 
 def sample(
     model: CharLM,
-    params: CharLMParams,
+    params: Readout,
     vocab: Vocabulary,
     prompt: str,
     length: int,
@@ -546,6 +572,13 @@ class Config:
       eval_every: steps between evaluations (and checkpoints).
       max_eval_windows: cap on the number of held-out windows scored per evaluation.
       seed: seeds initialisation, batches, dropout and sampling.
+      zoneout_h: zoneout probability on ``h`` while training, [0, 1] (Krueger et al. 2016).
+      zoneout_c: zoneout probability on ``c``, [0, 1]; cells whose state has ``c`` only.
+      input_dropout: variational dropout on each layer's input, [0, 1) (Gal & Ghahramani
+        2016).
+      recurrent_dropout: variational dropout on ``h_{t-1}`` as the step reads it, [0, 1).
+      candidate_dropout: dropout on the LSTM block input ``g`` per step, [0, 1) (Semeniuta
+        et al. 2016); LSTM variants only.
     """
 
     variant: str = "lstm"
@@ -561,15 +594,16 @@ class Config:
     eval_every: int = 100
     max_eval_windows: int = 1000
     seed: int = 0
+    zoneout_h: float = 0.0
+    zoneout_c: float = 0.0
+    input_dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    candidate_dropout: float = 0.0
 
     def __post_init__(self):
         if self.variant not in variant_names():
             raise ValueError(
                 f"Unknown variant {self.variant!r}; valid names: {', '.join(variant_names())}."
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}."
             )
         for name in (
             "num_layers",
@@ -582,176 +616,134 @@ class Config:
         ):
             _checks.positive_int(name, getattr(self, name))
         _checks.int_at_least("seed", self.seed, 0)
-        for name in ("learning_rate", "clip"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number, got {type(value).__name__}.")
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {value}.")
+        training.check_optimizer_settings(
+            self.optimizer, self.learning_rate, self.clip, "global_norm"
+        )
         _check_dropout(self.dropout, self.num_layers)
+        regularization.check_rates(self)
+        # refuses rates the cell cannot take (zoneout_c for a gru), naming them
+        regularization.regularize(variant(self.variant, self.hidden_size), self, self.variant)
+
+    @property
+    def label(self) -> str:
+        """The name files are written under: the variant and the recurrent regularisers.
+
+        E.g. ``"lstm+zoneout_h0.1+recdrop0.1"``
+        (:func:`experiments.shared.regularization.label_suffix`); the dropout between
+        layers is not in it, so plain runs keep their ``char_lm_{variant}`` files.
+        """
+        return self.variant + regularization.label_suffix(self)
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """The recurrent regulariser rates, as :func:`make_model` takes them."""
+        return {name: getattr(self, name) for name in regularization.RATES}
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every setting; regulariser rates of 0 are left out (records as before)."""
+        return regularization.to_dict(dataclasses.asdict(self))
 
 
-class TrainState(NamedTuple):
-    """Parameters, optimiser state and the number of steps taken."""
-
-    params: CharLMParams
-    opt_state: Any
-    step: Array
+_trainers: dict[tuple[Config, str], Trainer] = {}
 
 
-class Trainer(NamedTuple):
-    """Compiled functions for one :class:`Config` and :class:`Corpus`.
-
-    Attributes:
-      init: ``init() -> TrainState``.
-      train: ``train(state, num_steps) -> (state, losses [num_steps])``, mean
-        cross-entropy (nats) of each step's batch, dropout on.
-      evaluate: ``evaluate(state) -> float``, held-out bits per character.
-      model: the :class:`CharLM`.
-      num_params: trainable parameters.
-    """
-
-    init: Callable[[], TrainState]
-    train: Callable[[TrainState, int], tuple[TrainState, Array]]
-    evaluate: Callable[[TrainState], float]
-    model: CharLM
-    num_params: int
-
-
-def _keys(seed: int) -> tuple[Array, Array, Array, Array]:
-    """(init, data, dropout, sampling) keys of a seed."""
-    keys = jax.random.split(jax.random.key(seed), 4)
-    return keys[0], keys[1], keys[2], keys[3]
-
-
-@functools.partial(jax.jit, static_argnames=("model", "optimizer"))
-def _init_state(key, *, model, optimizer):
-    params = model.init(key)
-    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("model", "optimizer", "batch_size", "window", "num_steps"),
-    donate_argnums=0,
-)
-def _train_steps(
-    state, ids, data_key, dropout_key, *, model, optimizer, batch_size, window, num_steps
-):
-    """``num_steps`` optimiser steps; batch and dropout keys are folded with the step."""
-    num_starts = ids.shape[0] - window + 1
-
-    def one_step(state: TrainState, _):
-        starts = jax.random.randint(
-            jax.random.fold_in(data_key, state.step), (batch_size,), 0, num_starts
-        )
-        windows = ids[starts[:, None] + jnp.arange(window)[None, :]]  # [B, L + 1]
-        step_dropout_key = jax.random.fold_in(dropout_key, state.step)
-        loss, grads = jax.value_and_grad(functools.partial(cross_entropy, model))(
-            state.params, windows, step_dropout_key
-        )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state, state.step + 1), loss
-
-    return lax.scan(one_step, state, None, length=num_steps)
+def _sample_key(seed: int) -> Array:
+    """The sampling key of a seed: a fourth stream beside (init, train, eval)."""
+    return jax.random.split(jax.random.key(seed), 4)[3]
 
 
 def make_trainer(config: Config, corpus: Corpus) -> Trainer:
-    """Builds the init/train/evaluate functions; the data is passed to jit, not baked in.
+    """The trainer of ``config`` on ``corpus`` (one seed: ``config.seed``).
 
-    Equal settings share compiled code (the model and optimiser are cached by value), so
-    a second trainer for the same configuration does not compile again.
+    Step ``n`` trains on ``batch_size`` windows of ``sequence_length + 1`` characters drawn
+    from the training text, with dropout masks, both from ``fold_in(train_key, n)``, and
+    the recurrent regularisers' masks (if any) from ``fold_in(fold_in(train_key, n), 1)``;
+    ``evaluate`` gives ``{"held_out_bpc": [1]}`` on the held-out windows
+    (:func:`eval_windows`). The text is passed to the compiled functions, not baked in,
+    and equal settings on the same text share one trainer (compiled once).
     """
+    cache_key = (config, corpus.sha256)
+    if cache_key in _trainers:
+        return _trainers[cache_key]
     model = make_model(
-        config.variant, corpus.vocab.size, config.hidden_size, config.num_layers, config.dropout
+        config.variant,
+        corpus.vocab.size,
+        config.hidden_size,
+        config.num_layers,
+        config.dropout,
+        **config.rates,
     )
     optimizer = training.make_optimizer(
         config.optimizer, config.learning_rate, config.clip, "global_norm"
     )
-    init_key, data_key, dropout_key, _ = _keys(config.seed)
-    train_ids = jnp.asarray(corpus.train)
-    held_out = jnp.asarray(
-        eval_windows(corpus.held_out, config.sequence_length, config.max_eval_windows)
-    )
+    window = config.sequence_length + 1
+    num_starts = corpus.train.size - window + 1
+    held_out = eval_windows(corpus.held_out, config.sequence_length, config.max_eval_windows)
+    data = (jnp.asarray(corpus.train), jnp.asarray(held_out))
+    regularized = regularization.is_regularized(config)
 
-    def init() -> TrainState:
-        return _init_state(init_key, model=model, optimizer=optimizer)
+    def loss_one(params: Readout, key: Array, data: tuple[Array, Array]) -> Array:
+        train_ids, _ = data
+        data_key, dropout_key = jax.random.split(key)
+        recurrent_key = regularization.training_key(key) if regularized else None
+        starts = jax.random.randint(data_key, (config.batch_size,), 0, num_starts)
+        windows = train_ids[starts[:, None] + jnp.arange(window)[None, :]]  # [B, L + 1]
+        return cross_entropy(model, params, windows, dropout_key, recurrent_key)
 
-    def train(state: TrainState, num_steps: int) -> tuple[TrainState, Array]:
-        return _train_steps(
-            state,
-            train_ids,
-            data_key,
-            dropout_key,
-            model=model,
-            optimizer=optimizer,
-            batch_size=config.batch_size,
-            window=config.sequence_length + 1,
-            num_steps=_checks.positive_int("num_steps", num_steps),
-        )
+    def evaluate_one(params: Readout, _key: Array, data: tuple[Array, Array]) -> dict:
+        _, windows = data
+        chunk_size = min(256, windows.shape[0])
+        nats = _total_nats(model, params, windows, chunk_size)
+        return {"held_out_bpc": nats / (windows.shape[0] * (windows.shape[1] - 1) * math.log(2))}
 
-    def evaluate(state: TrainState) -> float:
-        return bits_per_character(model, state.params, held_out)
-
-    shapes = jax.eval_shape(model.init, init_key)
-    num_params = sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes))
-    return Trainer(init, train, evaluate, model, num_params)
+    keys = training.seed_keys((config.seed,))
+    trainer = training.make_trainer(model.init, loss_one, optimizer, keys, evaluate_one, data)
+    _trainers[cache_key] = trainer
+    return trainer
 
 
-def record_path(workdir: str | os.PathLike, variant_name: str) -> Path:
-    """Where the final record of a variant's run lives."""
-    return Path(workdir) / f"char_lm_{variant_name}.json"
+def record_path(workdir: str | os.PathLike, label: str) -> Path:
+    """Where the final record of a run lives; ``label``: :attr:`Config.label` (or the variant)."""
+    return Path(workdir) / f"char_lm_{label}.json"
 
 
-def checkpoint_path(workdir: str | os.PathLike, variant_name: str) -> Path:
-    """Where the variant's training state lives; kept after training (the trained model)."""
-    return Path(workdir) / "checkpoints" / f"char_lm_{variant_name}.msgpack"
+def checkpoint_path(workdir: str | os.PathLike, label: str) -> Path:
+    """Where the run's training state lives; kept after training (the trained model)."""
+    return Path(workdir) / "checkpoints" / f"char_lm_{label}.msgpack"
 
 
-def _checkpoint_extra(path: Path) -> dict:
-    """The ``extra`` dict of a checkpoint, read without a template (ValueError if unusable)."""
-    import flax.serialization
+def default_prompt(corpus: Corpus, length: int = 4) -> str:
+    """The first ``length`` characters of a line of the held-out text, so always in its vocabulary.
 
-    try:
-        payload = flax.serialization.msgpack_restore(path.read_bytes())
-        if payload.get("format") != records.CHECKPOINT_FORMAT:
-            raise ValueError(f"format is {payload.get('format')!r}")
-        extra = json.loads(payload["extra"])
-        if not isinstance(extra, dict):
-            raise ValueError("extra is not a dict")
-        return extra
-    except Exception as error:
-        raise ValueError(
-            f"{path}: unusable checkpoint ({type(error).__name__}: {error})."
-        ) from None
+    The first line start in the held-out text with ``length`` characters after it, or the
+    held-out text's first characters if it has none.
+    """
+    text = corpus.vocab.decode(corpus.held_out)
+    start = text.find("\n") + 1
+    if start == 0 or start + length > len(text):
+        start = 0
+    return text[start : start + length]
 
 
-def _check_same_run(where: Path, extra: dict, config: Config, corpus: Corpus) -> None:
-    """Refuses a checkpoint made with other settings; ``steps`` may grow (train on)."""
-    wanted = config.to_dict()
-    recorded = extra.get("config", {})
-    differences = [
-        f"{name}: {recorded.get(name)!r} on disk vs {wanted[name]!r} now"
-        for name in wanted
-        if name != "steps" and recorded.get(name) != wanted[name]
+def _history_points(chunk: resume.Chunk, wall_time: float) -> list[dict]:
+    return [
+        {
+            "step": chunk.step,
+            "train_bpc": float(chunk.train_losses.mean() / math.log(2)),
+            "held_out_bpc": float(chunk.metrics["held_out_bpc"][0]),
+            "steps_per_second": chunk.train_losses.shape[0] / chunk.seconds,
+            "wall_time": round(wall_time, 3),
+        }
     ]
-    history = extra.get("history") or [{"step": 0}]
-    if history[-1]["step"] > config.steps:
-        differences.append(
-            f"it holds a model trained for {history[-1]['step']} steps, more than "
-            f"steps={config.steps}"
-        )
-    if extra.get("corpus", {}).get("sha256") != corpus.sha256:
-        differences.append("the corpus text differs (SHA-256)")
-    if differences:
-        raise ConfigMismatchError(
-            f"{where} was made with other settings ({'; '.join(differences)}); "
-            "use another workdir or the same settings."
-        )
+
+
+def _progress(config: Config, points: list[dict]) -> str:
+    point = points[0]
+    return (
+        f"char_lm {config.label} step {point['step']:>6}/{config.steps}  "
+        f"train bpc {point['train_bpc']:.3f}  held-out bpc {point['held_out_bpc']:.3f}  "
+        f"{point['steps_per_second']:.1f} steps/s"
+    )
 
 
 def run_char_lm(
@@ -759,7 +751,7 @@ def run_char_lm(
     corpus: Corpus,
     workdir: str | os.PathLike,
     *,
-    prompt: str = "The ",
+    prompt: str | None = None,
     temperature: float = 1.0,
     sample_length: int = 300,
     log: Callable[[str], None] = print,
@@ -767,19 +759,21 @@ def run_char_lm(
 ) -> dict | None:
     """Trains (or resumes), evaluates held-out bpc, samples, and writes the record.
 
-    The training state is checkpointed (atomically) at every evaluation and kept when
-    training ends: it is the trained model. Started again with the same settings, the run
-    resumes from its checkpoint; once training is complete it only samples again (so other
-    prompts and temperatures can be tried) and rewrites the record. Started again with a
-    larger ``config.steps`` (and otherwise the same settings), it trains on from where it
-    stopped, with the numbers of a run that had asked for that many steps from the start
-    (the learning rate is constant).
+    Runs through the shared resumable loop (:func:`experiments.shared.resume.run`): the
+    workdir is locked, the training state is checkpointed (atomically) at every
+    evaluation and kept when training ends: it is the trained model. Started again with
+    the same settings, the run resumes from its checkpoint; once training is complete it
+    only samples again (so other prompts and temperatures can be tried) and rewrites the
+    record. Started again with a larger ``config.steps`` (and otherwise the same
+    settings), it trains on from where it stopped, with the numbers of a run that had
+    asked for that many steps from the start (the learning rate is constant).
 
     Args:
       config: the training settings.
       corpus: from :func:`make_corpus` with ``config.sequence_length``.
       workdir: where ``char_lm_{variant}.json`` and ``checkpoints/`` go.
       prompt: text to feed before sampling; every character must be in the corpus.
+        None: :func:`default_prompt`.
       temperature: sampling temperature, > 0.
       sample_length: characters to sample after the prompt.
       log: receives one progress line per evaluation and a few status lines.
@@ -791,9 +785,12 @@ def run_char_lm(
     Raises:
       ValueError: bad sampling settings (checked before any training).
       ConfigMismatchError: the workdir holds this variant's run with other settings.
+      WorkdirLockedError, PreemptedError, WriteError: see :func:`experiments.shared.resume.run`.
     """
     _check_temperature(temperature)
     _checks.int_at_least("sample_length", sample_length, 0)
+    if prompt is None:
+        prompt = default_prompt(corpus)
     if not isinstance(prompt, str) or not prompt:
         raise ValueError("prompt must be a non-empty string.")
     try:
@@ -801,73 +798,58 @@ def run_char_lm(
     except ValueError as error:
         raise ValueError(f"the prompt has {error}") from None
     workdir = Path(workdir)
-    trainer = make_trainer(config, corpus)
-    checkpoint = checkpoint_path(workdir, config.variant)
-    state, history, wall_time = trainer.init(), [], 0.0
-    if checkpoint.exists():
-        try:
-            # Settings first: a checkpoint of other settings is refused, never set aside.
-            _check_same_run(checkpoint, _checkpoint_extra(checkpoint), config, corpus)
-            state, extra = records.load_checkpoint(checkpoint, state)
-        except ConfigMismatchError:
-            raise
-        except ValueError as error:
-            log(f"warning: {error} Set aside as {records.set_aside(checkpoint).name}.")
-        else:
-            history, wall_time = extra["history"], extra["wall_time"]
-            log(f"resuming {checkpoint} at step {int(state.step)}")
+    model = make_model(
+        config.variant,
+        corpus.vocab.size,
+        config.hidden_size,
+        config.num_layers,
+        config.dropout,
+        **config.rates,
+    )
 
-    steps_done_here = 0
-    while int(state.step) < config.steps:
-        if stop_after is not None and steps_done_here >= stop_after:
-            return None
-        chunk = min(config.eval_every, config.steps - int(state.step))
-        started = time.perf_counter()
-        state, losses = trainer.train(state, chunk)
-        losses = np.asarray(jax.device_get(losses))
-        elapsed = time.perf_counter() - started
-        wall_time += elapsed
-        steps_done_here += chunk
-        point = {
-            "step": int(state.step),
-            "train_bpc": float(losses.mean() / math.log(2)),
-            "held_out_bpc": trainer.evaluate(state),
-            "steps_per_second": chunk / elapsed,
-            "wall_time": round(wall_time, 3),
-        }
-        history.append(point)
-        log(
-            f"char_lm {config.variant} step {point['step']:>6}/{config.steps}  "
-            f"train bpc {point['train_bpc']:.3f}  held-out bpc {point['held_out_bpc']:.3f}  "
-            f"{point['steps_per_second']:.1f} steps/s"
+    def make_record(outcome: resume.Outcome, index: int) -> dict:
+        params = jax.tree_util.tree_map(lambda leaf: leaf[index], outcome.state.params)
+        text = sample(
+            model,
+            params,
+            corpus.vocab,
+            prompt,
+            sample_length,
+            temperature,
+            _sample_key(config.seed),
         )
-        extra = {
+        history = [points[index] for points in outcome.history]
+        return {
+            "format": RECORD_FORMAT,
+            "variant": config.variant,
             "config": config.to_dict(),
             "corpus": corpus.info(),
+            "num_params": outcome.num_params,
             "history": history,
-            "wall_time": wall_time,
+            "final_bpc": history[-1]["held_out_bpc"],
+            "uniform_bpc": math.log2(corpus.vocab.size),
+            "samples": [{"prompt": prompt, "temperature": temperature, "text": text}],
+            "steps_per_second": outcome.steps_per_second,
+            "wall_time": outcome.wall_time,
+            "versions": records.software_versions(),
         }
-        records.save_checkpoint(checkpoint, state, extra)
 
-    sample_key = jax.random.fold_in(_keys(config.seed)[3], 0)
-    text = sample(
-        trainer.model, state.params, corpus.vocab, prompt, sample_length, temperature, sample_key
+    experiment = resume.Experiment(
+        name=f"char_lm {config.label}",
+        workdir=workdir,
+        settings=config.to_dict(),
+        seeds=(config.seed,),
+        steps=config.steps,
+        eval_every=config.eval_every,
+        checkpoint=checkpoint_path(workdir, config.label),
+        record_path=lambda _seed: record_path(workdir, config.label),
+        make_trainer=lambda _seeds: make_trainer(config, corpus),
+        history_points=_history_points,
+        progress=lambda _step, points, _rate: _progress(config, points),
+        make_record=make_record,
+        neutral_settings=("steps",),
+        keep_checkpoint=True,
+        data_fingerprint=("corpus text", corpus.sha256),
     )
-    # The first evaluation interval of a run includes compilation; leave it out if possible.
-    rates = [point["steps_per_second"] for point in history]
-    record = {
-        "format": RECORD_FORMAT,
-        "variant": config.variant,
-        "config": config.to_dict(),
-        "corpus": corpus.info(),
-        "num_params": trainer.num_params,
-        "history": history,
-        "final_bpc": history[-1]["held_out_bpc"],
-        "uniform_bpc": math.log2(corpus.vocab.size),
-        "samples": [{"prompt": prompt, "temperature": temperature, "text": text}],
-        "steps_per_second": float(np.median(rates[1:] if len(rates) > 1 else rates)),
-        "wall_time": wall_time,
-        "versions": records.software_versions(),
-    }
-    records.write_json_atomic(record_path(workdir, config.variant), record)
-    return record
+    result = resume.run(experiment, log=log, stop_after=stop_after)
+    return result.records[0] if result.records else None

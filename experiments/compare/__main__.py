@@ -1,13 +1,16 @@
 r"""Summarise and compare the trained variants under a workdir.
 
 Reads every record under ``WORKDIR/records/`` and writes, to ``--output_dir`` (default:
-the workdir), ``summary.md``, ``summary.csv`` and ``learning_curves_{task}_T{length}.png``;
-prints the tables to stdout and one warning line per skipped record to stderr::
+the workdir), ``summary.md``, ``summary.csv``, ``learning_curves_{task}_T{length}.png`` and
+``forest_{task}_T{length}.png``; prints the Markdown tables to stdout and one warning line
+per skipped record to stderr::
 
     python -m experiments.compare --workdir=runs/copy
     python -m experiments.compare --workdir=runs/copy --solve_fraction=0.05 --output_dir=/tmp/c
+    python -m experiments.compare --workdir=runs/copy --reference=gru
 
-The statistics and the test are defined in :mod:`lstmx.compare`.
+The statistics, the test and the corrections are defined in :mod:`experiments.compare.tables`
+and :mod:`experiments.compare.stats`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from experiments.compare import loading
 from experiments.compare import report as compare
 
 _WORKDIR = flags.DEFINE_string(
@@ -39,6 +43,18 @@ _OUTPUT_DIR = flags.DEFINE_string(
     "missing). Default: --workdir.",
 )
 
+_REFERENCE = flags.DEFINE_string(
+    "reference",
+    compare.REFERENCE_VARIANT,
+    "The variant (record label) every other variant of the same task and length is tested "
+    "against: Welch's t-test, Holm-Bonferroni adjusted, and Hedges' g.",
+)
+
+flags.register_validator(
+    "reference",
+    lambda v: bool(v and v.strip()),
+    message="must be a variant name, not empty",
+)
 flags.register_validator(
     "workdir",
     lambda v: v is None or os.path.isdir(v),
@@ -67,6 +83,7 @@ def main(argv: list[str]) -> int | str:
     workdir = Path(_WORKDIR.value)
     output_dir = Path(_OUTPUT_DIR.value) if _OUTPUT_DIR.value else workdir
     fraction = _SOLVE_FRACTION.value
+    reference = _REFERENCE.value
 
     records, problems = compare.load_records(workdir)
     for problem in problems:
@@ -76,8 +93,13 @@ def main(argv: list[str]) -> int | str:
         return f"error: no valid records under {where}" + (
             "" if where.is_dir() else " (no such directory)"
         )
+    if not any(loading.label(rec) == reference for rec in records):
+        print(
+            f"warning: no records of the reference variant {reference!r}; nothing is tested",
+            file=sys.stderr,
+        )
     try:
-        text, written = compare.write_summary(records, problems, output_dir, fraction)
+        text, written = compare.write_summary(records, problems, output_dir, fraction, reference)
     except OSError as e:
         return f"error: cannot write to --output_dir: {e}"
 

@@ -7,8 +7,16 @@ table of test MSE (original units) per model. Examples:
   python -m experiments.forecast --series=sines --variants=lstm,gru,rnn,cifg --steps=3000
 
 Writes forecast.csv, forecast.json and forecast.png (forecasts against the truth on the
-start of the test series) to --output_dir (default runs/forecast/SERIES). The series,
-split, baselines and models are described in lstmx.forecast.
+start of the test series) to --workdir (default runs/forecast/SERIES), with one record per
+variant in WORKDIR/records and its trained model in WORKDIR/checkpoints. Killed and
+started again with the same flags, it resumes; finished variants are not trained again.
+--output_dir is a deprecated alias of --workdir. The series, split, baselines and models
+are described in experiments/forecast/model.py.
+
+One run per workdir: a second command on a workdir in use exits at once with one line
+naming the holder's PID and host (--wait_for_lock waits instead). On SIGTERM or SIGINT it
+finishes the current chunk, writes a checkpoint, says where, and exits with status 75
+(EX_TEMPFAIL); the same command resumes.
 """
 
 import math
@@ -19,6 +27,7 @@ from absl import app, flags
 
 from experiments.forecast import model as forecast
 from experiments.shared import cli as _common
+from experiments.shared import resume
 from lstmx.cells import variant_names
 
 FLAGS = flags.FLAGS
@@ -44,7 +53,17 @@ flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate (> 0).")
 flags.DEFINE_float("noise_std", 0.1, "Noise standard deviation of --series=sines (>= 0).")
 flags.DEFINE_integer("seed", 0, "Seed of the sines series and of training.", lower_bound=0)
 flags.DEFINE_integer("plot_length", 200, "Test steps drawn in forecast.png.", lower_bound=1)
-flags.DEFINE_string("output_dir", None, "Where outputs go (default: runs/forecast/SERIES).")
+flags.DEFINE_string(
+    "workdir", None, "Where outputs, records and checkpoints go (default: runs/forecast/SERIES)."
+)
+flags.DEFINE_string(
+    "output_dir", None, "Deprecated alias of --workdir, kept so existing commands still run."
+)
+flags.DEFINE_bool(
+    "wait_for_lock",
+    False,
+    "If another run holds the workdir, wait for it to end instead of exiting at once.",
+)
 
 flags.register_validator(
     "variants",
@@ -66,17 +85,25 @@ flags.register_validator(
     lambda value: 0.0 < value < 1.0,
     message="--test_fraction must lie in (0, 1).",
 )
-flags.register_validator(
-    "output_dir",
-    lambda path: path is None or (bool(path) and not os.path.isfile(path)),
-    message="--output_dir must be a directory path, not an existing file.",
+for _name in ("workdir", "output_dir"):
+    flags.register_validator(
+        _name,
+        lambda path: path is None or (bool(path) and not os.path.isfile(path)),
+        message=f"--{_name} must be a directory path, not an existing file.",
+    )
+flags.register_multi_flags_validator(
+    ["workdir", "output_dir"],
+    lambda values: None in values.values() or values["workdir"] == values["output_dir"],
+    message="give --workdir or its deprecated alias --output_dir, not both.",
 )
 
 
 def main(argv):
     name = "experiments.forecast"
     _common.start(name, argv)
-    output_dir = FLAGS.output_dir or os.path.join("runs", "forecast", FLAGS.series)
+    if FLAGS.output_dir is not None:
+        print(f"{name}: note: --output_dir is deprecated; use --workdir.", file=sys.stderr)
+    workdir = FLAGS.workdir or FLAGS.output_dir or os.path.join("runs", "forecast", FLAGS.series)
     try:
         config = forecast.Config(
             series=FLAGS.series,
@@ -93,17 +120,30 @@ def main(argv):
             seed=FLAGS.seed,
             plot_length=FLAGS.plot_length,
         )
-        _common.writable_directory("output_dir", output_dir)
+        _common.writable_directory("output_dir" if FLAGS.output_dir else "workdir", workdir)
     except (ValueError, TypeError, OSError) as error:
         sys.exit(f"{name}: error: {error}")
-    result = forecast.run_forecast(config)
+    try:
+        with resume.lock_workdir(workdir, wait=FLAGS.wait_for_lock):
+            _run(config, workdir)
+    except resume.PreemptedError:
+        sys.exit(resume.EXIT_PREEMPTED)
+    except (resume.WorkdirLockedError, resume.ConfigMismatchError, resume.WriteError) as error:
+        sys.exit(f"{name}: error: {error}")
+    except OSError as error:  # the outputs: each written atomically, so the old ones stay
+        sys.exit(f"{name}: error: could not write the outputs ({error}).")
+
+
+def _run(config: forecast.Config, workdir: str) -> None:
+    """Trains (or resumes), prints the table and writes the outputs."""
+    result = forecast.run_forecast(config, workdir)
     print(
         f"\n{config.series}: predict {config.horizon} values from {config.lag}; test MSE in "
         f"original units over {len(result['test_targets'])} test windows (NMSE = MSE / "
         f"variance of the test targets, {result['test_variance']:.4g})\n"
     )
     print(forecast.format_table(result))
-    written = forecast.write_outputs(result, output_dir)
+    written = forecast.write_outputs(result, workdir)
     print(f"\nwrote {', '.join(str(path) for path in written)}")
 
 

@@ -34,17 +34,15 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from jax import lax
 
-from experiments.shared import records
+from experiments.shared import records, resume, training
+from experiments.shared.training import Readout, Trainer, apply_readout, init_readout
 from lstmx import _checks, tasks
 from lstmx.cells import variant, variant_names
 from lstmx.sequence import scan
@@ -56,7 +54,6 @@ __all__ = [
     "SERIES",
     "Config",
     "Forecaster",
-    "ForecasterParams",
     "Split",
     "fit_linear_ar",
     "format_table",
@@ -64,13 +61,16 @@ __all__ = [
     "linear_ar_forecast",
     "mackey_glass",
     "make_forecaster",
+    "make_trainer",
     "make_series",
     "mse",
     "noisy_sines",
+    "checkpoint_path",
     "plot_forecasts",
+    "record_path",
+    "RECORD_FORMAT",
     "run_forecast",
     "split_series",
-    "train_forecaster",
     "write_outputs",
 ]
 
@@ -307,25 +307,17 @@ def linear_ar_forecast(coef: np.ndarray, inputs: Any) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-class ForecasterParams(NamedTuple):
-    """Cell parameters and the read-out ``w_out [H, horizon]``, ``b_out [horizon]``."""
-
-    cell: Any
-    w_out: Array
-    b_out: Array
-
-
 class Forecaster(NamedTuple):
     """A cell over the lag window and a linear read-out of its last hidden state.
 
     Attributes:
-      init: ``init(key) -> ForecasterParams`` (input size 1).
+      init: ``init(key) -> Readout`` (input size 1; ``w_out [H, horizon]``).
       predict: ``predict(params, inputs [B, lag]) -> [B, horizon]``, normalised units.
       horizon: ``m``.
     """
 
-    init: Callable[[Array], ForecasterParams]
-    predict: Callable[[ForecasterParams, Array], Array]
+    init: Callable[[Array], Readout]
+    predict: Callable[[Readout, Array], Array]
     horizon: int
 
 
@@ -334,88 +326,58 @@ def make_forecaster(variant_name: str, hidden_size: int, horizon: int) -> Foreca
     cell = variant(variant_name, hidden_size)
     horizon = _checks.positive_int("horizon", horizon)
 
-    def init(key: Array) -> ForecasterParams:
-        key_cell, key_out = jax.random.split(key)
-        w_out = jax.nn.initializers.lecun_normal()(key_out, (cell.output_size, horizon))
-        return ForecasterParams(cell.init(key_cell, 1), w_out, jnp.zeros((horizon,)))
+    def init(key: Array) -> Readout:
+        return init_readout(key, cell, 1, horizon)
 
-    def predict(params: ForecasterParams, inputs: Array) -> Array:
+    def predict(params: Readout, inputs: Array) -> Array:
         inputs = jnp.asarray(inputs, jnp.float32)
         _, ys = scan(cell, params.cell, inputs[..., None])
-        out = ys[..., -1, :] @ params.w_out
-        return out + jnp.broadcast_to(params.b_out, out.shape)
+        return apply_readout(params, ys[..., -1, :])
 
     return Forecaster(init, predict, horizon)
 
 
-def train_forecaster(
+def make_trainer(
     forecaster: Forecaster,
-    inputs: Any,
-    targets: Any,
+    windows: tuple[Any, Any, Any, Any],
     *,
-    steps: int,
-    batch_size: int = 64,
-    learning_rate: float = 3e-3,
-    clip: float = 1.0,
+    batch_size: int,
+    learning_rate: float,
     key: Array,
-    log_every: int | None = None,
-    log: Callable[[str], None] = print,
-    name: str = "",
-) -> tuple[ForecasterParams, np.ndarray]:
-    """Fits a forecaster by minibatch MSE with Adam and global-norm clipping.
+    clip: float = 1.0,
+) -> Trainer:
+    """The trainer of one forecaster: minibatch MSE, Adam, global-norm clipping.
 
-    The minibatch of step ``s`` is ``batch_size`` windows drawn with replacement from
-    ``fold_in(data_key, s)``, so training is a pure function of ``key``.
+    The minibatch of step ``s`` is ``batch_size`` training windows drawn with replacement
+    from ``fold_in(train_key, s)``, so training is a pure function of ``key``;
+    ``evaluate`` gives ``{"test_mse": [1]}``, the MSE over every test window.
 
     Args:
-      inputs: ``[W, lag]`` training windows, normalised.
-      targets: ``[W, horizon]``, normalised.
-      steps: optimiser steps.
-      key: PRNG key for initialisation and batches.
-      log_every: steps between progress lines (None: one at the end).
-
-    Returns:
-      ``(params, losses [steps])``, the per-step training MSE (normalised units).
+      forecaster: from :func:`make_forecaster`.
+      windows: normalised ``(train_inputs [W, lag], train_targets [W, horizon],
+        test_inputs [W', lag], test_targets [W', horizon])``.
+      batch_size: windows per step.
+      learning_rate: Adam's step size.
+      key: the root key (one seed).
+      clip: global-norm clipping threshold.
     """
-    steps = _checks.positive_int("steps", steps)
     batch_size = _checks.positive_int("batch_size", batch_size)
-    inputs = jnp.asarray(inputs, jnp.float32)
-    targets = jnp.asarray(targets, jnp.float32)
-    optimizer = optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
-    init_key, data_key = jax.random.split(key)
-    params = forecaster.init(init_key)
-    opt_state = optimizer.init(params)
-    num_windows = inputs.shape[0]
+    data = tuple(jnp.asarray(part, jnp.float32) for part in windows)
+    num_windows = data[0].shape[0]
+    optimizer = training.make_optimizer("adam", learning_rate, clip, "global_norm")
 
-    def loss_fn(params, x, y):
-        return jnp.mean((forecaster.predict(params, x) - y) ** 2)
+    def loss_one(params: Readout, key: Array, data) -> Array:
+        inputs, targets, _, _ = data
+        rows = jax.random.randint(key, (batch_size,), 0, num_windows)
+        return jnp.mean((forecaster.predict(params, inputs[rows]) - targets[rows]) ** 2)
 
-    @partial(jax.jit, static_argnums=3)
-    def run(carry, inputs, targets, num_steps):
-        def one_step(carry, _):
-            params, opt_state, step = carry
-            rows = jax.random.randint(
-                jax.random.fold_in(data_key, step), (batch_size,), 0, num_windows
-            )
-            loss, grads = jax.value_and_grad(loss_fn)(params, inputs[rows], targets[rows])
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state, step + 1), loss
+    def evaluate_one(params: Readout, _key: Array, data) -> dict[str, Array]:
+        _, _, inputs, targets = data
+        return {"test_mse": jnp.mean((forecaster.predict(params, inputs) - targets) ** 2)}
 
-        return lax.scan(one_step, carry, None, length=num_steps)
-
-    chunk = steps if log_every is None else _checks.positive_int("log_every", log_every)
-    carry = (params, opt_state, jnp.zeros((), jnp.int32))
-    losses, done, started = [], 0, time.perf_counter()
-    while done < steps:
-        this = min(chunk, steps - done)
-        carry, chunk_losses = run(carry, inputs, targets, this)
-        losses.append(np.asarray(chunk_losses))
-        done += this
-        log(
-            f"forecast {name:>8} step {done:>6}/{steps}  train MSE (normalised) "
-            f"{float(losses[-1].mean()):.5f}  {time.perf_counter() - started:.1f} s"
-        )
-    return carry[0], np.concatenate(losses)
+    return training.make_trainer(
+        forecaster.init, loss_one, optimizer, key[None], evaluate_one, data
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -470,8 +432,7 @@ class Config:
             _checks.positive_int(name, getattr(self, name))
         _checks.positive_int("plot_length", self.plot_length)
         _checks.int_at_least("seed", self.seed, 0)
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        training.check_optimizer_settings("adam", self.learning_rate, 1.0, "global_norm")
         if not (math.isfinite(self.noise_std) and self.noise_std >= 0):
             raise ValueError(f"noise_std must be >= 0, got {self.noise_std}.")
         if not 0.0 < self.test_fraction < 1.0:
@@ -488,19 +449,120 @@ class Config:
         return {**dataclasses.asdict(self), "variants": list(self.variants)}
 
 
-def run_forecast(config: Config, log: Callable[[str], None] = print) -> dict:
+RECORD_FORMAT = "lstmx.forecast/1"
+
+
+def record_path(workdir: str | os.PathLike, variant_name: str) -> Path:
+    """Where the record of one variant's forecaster lives."""
+    return Path(workdir) / "records" / f"forecast_{variant_name}.json"
+
+
+def checkpoint_path(workdir: str | os.PathLike, variant_name: str) -> Path:
+    """Where a variant's training state lives; kept after training (the trained model)."""
+    return Path(workdir) / "checkpoints" / f"forecast_{variant_name}.msgpack"
+
+
+def _variant_settings(config: Config, name: str) -> dict:
+    """What defines one variant's training: the config without the others and the plot."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in ("variants", "plot_length")}
+    return {**settings, "variant": name}
+
+
+def _history_points(chunk: resume.Chunk, wall_time: float) -> list[dict]:
+    return [
+        {
+            "step": chunk.step,
+            "train_mse": float(chunk.train_losses.mean()),
+            "test_mse": float(chunk.metrics["test_mse"][0]),
+            "wall_time": round(wall_time, 3),
+        }
+    ]
+
+
+def _experiment(
+    config: Config, name: str, workdir: Path, windows: tuple, test_targets: np.ndarray, scale
+) -> resume.Experiment:
+    """The resumable loop's view of one variant's training (one seed)."""
+    forecaster = make_forecaster(name, config.hidden_size, config.horizon)
+    key = jax.random.fold_in(jax.random.key(config.seed), variant_names().index(name))
+    settings = _variant_settings(config, name)
+    trainer = make_trainer(
+        forecaster,
+        windows,
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        key=key,
+    )
+
+    def progress(step: int, points: list[dict], _rate: float) -> str:
+        return (
+            f"forecast {name:>8} step {step:>6}/{config.steps}  train MSE (normalised) "
+            f"{points[0]['train_mse']:.5f}  {points[0]['wall_time']:.1f} s"
+        )
+
+    def make_record(outcome: resume.Outcome, index: int) -> dict:
+        params = jax.tree_util.tree_map(lambda leaf: leaf[index], outcome.state.params)
+        prediction = scale(jax.jit(forecaster.predict)(params, windows[2]))
+        total, per_step = mse(prediction, test_targets)
+        variance = float(np.var(test_targets))
+        return {
+            "format": RECORD_FORMAT,
+            "variant": name,
+            "config": settings,
+            "num_params": outcome.num_params,
+            "history": [points[index] for points in outcome.history],
+            "test_mse": total,
+            "test_nmse": total / variance if variance > 0 else float("nan"),
+            "mse_per_step": per_step.tolist(),
+            "steps_per_second": outcome.steps_per_second,
+            "wall_time": outcome.wall_time,
+            "versions": records.software_versions(),
+        }
+
+    return resume.Experiment(
+        name=f"forecast {name}",
+        workdir=workdir,
+        settings=settings,
+        seeds=(config.seed,),
+        steps=config.steps,
+        eval_every=max(1, config.steps // 4),
+        checkpoint=checkpoint_path(workdir, name),
+        record_path=lambda _seed: record_path(workdir, name),
+        make_trainer=lambda _seeds: trainer,
+        history_points=_history_points,
+        progress=progress,
+        make_record=make_record,
+        neutral_settings=("steps",),
+        keep_checkpoint=True,
+    )
+
+
+def run_forecast(
+    config: Config, workdir: str | os.PathLike, *, log: Callable[[str], None] = print
+) -> dict:
     """Generates the series, fits the baselines, trains every variant and scores them.
 
-    Each variant's key is ``fold_in(key(seed), index in lstmx.variant_names())``, so a
-    variant's numbers do not depend on which others are trained alongside it.
+    Each variant trains through the shared resumable loop
+    (:func:`experiments.shared.resume.run`): ``workdir`` is locked, its training state is
+    checkpointed in ``workdir/checkpoints`` and kept (the trained model), and its record
+    goes to ``workdir/records/forecast_{variant}.json``. Started again with the same
+    settings, a finished variant is not trained again, an unfinished one resumes, and a
+    larger ``steps`` trains on. Each variant's key is ``fold_in(key(seed), index in
+    lstmx.variant_names())``, so a variant's numbers do not depend on which others are
+    trained alongside it.
 
     Returns:
       ``{"config", "series", "split", "mean", "std", "test_variance", "test_targets",
       "models": [{"model", "kind", "test_mse", "test_nmse", "mse_per_step",
       "num_params", "train_seconds", "predictions"}]}``; ``kind`` is "baseline" or
       "recurrent"; ``test_nmse`` is the test MSE divided by the variance of the test
-      targets.
+      targets; a recurrent model's ``train_seconds`` is its training time over every call.
+
+    Raises:
+      ConfigMismatchError, WorkdirLockedError, PreemptedError, WriteError: see
+        :func:`experiments.shared.resume.run`.
     """
+    workdir = Path(workdir)
     series = make_series(config.series, config.length, seed=config.seed, noise_std=config.noise_std)
     data = split_series(series, config.lag, config.horizon, config.test_fraction)
     variance = float(np.var(data.test_targets))
@@ -530,29 +592,21 @@ def run_forecast(config: Config, log: Callable[[str], None] = print) -> dict:
     def normalise(values):
         return (values - data.mean) / data.std
 
-    for name in config.variants:
-        forecaster = make_forecaster(name, config.hidden_size, config.horizon)
-        key = jax.random.fold_in(jax.random.key(config.seed), variant_names().index(name))
-        started = time.perf_counter()
-        params, _ = train_forecaster(
-            forecaster,
-            normalise(data.train_inputs),
-            normalise(data.train_targets),
-            steps=config.steps,
-            batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            key=key,
-            log_every=max(1, config.steps // 4),
-            log=log,
-            name=name,
-        )
-        seconds = time.perf_counter() - started
-        prediction = jax.jit(forecaster.predict)(
-            params, jnp.asarray(normalise(data.test_inputs), jnp.float32)
-        )
-        prediction = np.asarray(prediction, np.float64) * data.std + data.mean
-        num_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))
-        add(name, "recurrent", prediction, num_params, seconds)
+    def scale(prediction):
+        return np.asarray(prediction, np.float64) * data.std + data.mean
+
+    windows = tuple(
+        normalise(part)
+        for part in (data.train_inputs, data.train_targets, data.test_inputs, data.test_targets)
+    )
+    with resume.lock_workdir(workdir):
+        for name in config.variants:
+            experiment = _experiment(config, name, workdir, windows, data.test_targets, scale)
+            outcome = resume.run(experiment, log=log).outcome
+            forecaster = make_forecaster(name, config.hidden_size, config.horizon)
+            params = jax.tree_util.tree_map(lambda leaf: leaf[0], outcome.state.params)
+            prediction = scale(jax.jit(forecaster.predict)(params, windows[2]))
+            add(name, "recurrent", prediction, outcome.num_params, outcome.wall_time)
     return {
         "config": config.to_dict(),
         "series": series,

@@ -4,12 +4,13 @@ For each variant, measures ||dh_T/dh_t|| and ||dh_T/dx_t|| against the time lag 
 adding-problem sequences (:func:`lstmx.diagnostics.gradient_norms`, averaged over
 --batch_size sequences), with the gate statistics, at initialisation and, with
 --train_steps > 0, again after training on the adding problem of the same length
-(:mod:`lstmx.training` defaults: RMSProp 1e-3, batch 50, value clipping at 1). Examples:
+(:mod:`experiments.run.model` defaults: RMSProp 1e-3, batch 50, value clipping
+at 1). Examples:
 
-  python -m experiments.gradient_flow
+  python -m experiments.gradient_flow --workdir=runs/gradient_flow
   python -m experiments.gradient_flow --variants=rnn,lstm,gru --length=200 --train_steps=500
 
-Writes OUTPUT_DIR/gradient_flow.csv (variant, stage, train_steps, lag, norm_wrt_input,
+Writes WORKDIR/gradient_flow.csv (variant, stage, train_steps, lag, norm_wrt_input,
 norm_wrt_state), gradient_flow.png and gate_statistics.csv, and prints a summary.
 """
 
@@ -20,6 +21,7 @@ import jax
 from absl import app, flags
 
 from experiments.gradient_flow import report
+from experiments.run import model as task_model
 from experiments.shared import cli as _common
 from experiments.shared import training
 from lstmx import diagnostics, tasks
@@ -42,7 +44,12 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     "seed", 0, "Seed of the initialisation, training and sequences.", lower_bound=0
 )
-flags.DEFINE_string("output_dir", "runs/gradient_flow", "Directory for the CSV files and plot.")
+flags.DEFINE_string(
+    "workdir", "runs/gradient_flow", "Directory for the CSV files and plot (created if missing)."
+)
+flags.DEFINE_string(
+    "output_dir", None, "Deprecated alias of --workdir, kept so existing commands still run."
+)
 
 flags.register_validator(
     "variants",
@@ -50,15 +57,36 @@ flags.register_validator(
     message=f"--variants must be a non-empty list of: {', '.join(variant_names())}.",
 )
 flags.register_validator(
-    "output_dir",
+    "workdir",
     lambda path: bool(path) and not os.path.isfile(path),
+    message="--workdir must be a directory path, not an existing file.",
+)
+flags.register_validator(
+    "output_dir",
+    lambda path: path is None or (bool(path) and not os.path.isfile(path)),
     message="--output_dir must be a directory path, not an existing file.",
 )
 
 
+def _workdir() -> str:
+    """--workdir, or the deprecated --output_dir (with a one-line note) when only it is given."""
+    if FLAGS.output_dir is None:
+        return FLAGS.workdir
+    if FLAGS["workdir"].present and FLAGS.workdir != FLAGS.output_dir:
+        sys.exit(
+            "experiments.gradient_flow: error: give --workdir or its deprecated alias "
+            "--output_dir, not both."
+        )
+    print(
+        "experiments.gradient_flow: note: --output_dir is deprecated; use --workdir.",
+        file=sys.stderr,
+    )
+    return FLAGS.output_dir
+
+
 def measure(name: str, xs: jax.Array) -> list[report.FlowCurve]:
     """The variant's curves at initialisation and, with --train_steps, after training."""
-    config = training.Config(
+    config = task_model.Config(
         task="adding",
         variant=name,
         length=FLAGS.length,
@@ -67,14 +95,14 @@ def measure(name: str, xs: jax.Array) -> list[report.FlowCurve]:
         eval_every=max(FLAGS.train_steps, 1),
         seeds=(FLAGS.seed,),
     )
-    cell = training.make_cell(config)
-    trainer = training.make_trainer(config)
+    cell = task_model.make_cell(config)
+    trainer = task_model.make_trainer(config)
     state = trainer.init()
 
     def curve(state: training.TrainState, stage: str, steps: int) -> report.FlowCurve:
         params = jax.tree_util.tree_map(lambda leaf: leaf[0], state.params.cell)  # seed axis
         flow = diagnostics.gradient_norms(cell, params, xs)
-        gates = diagnostics.gate_statistics(name, params, xs)
+        gates = diagnostics.gate_statistics(cell, params, xs)
         return report.FlowCurve(name, stage, steps, flow, gates)
 
     curves = [curve(state, "init", 0)]
@@ -91,16 +119,17 @@ def measure(name: str, xs: jax.Array) -> list[report.FlowCurve]:
 
 def main(argv):
     _common.start("experiments.gradient_flow", argv)
+    workdir = _workdir()
     try:
-        _common.writable_directory("output_dir", FLAGS.output_dir)
+        _common.writable_directory("output_dir" if FLAGS.output_dir else "workdir", workdir)
     except (ValueError, OSError) as error:
         sys.exit(f"experiments.gradient_flow: error: {error}")
     data_key = jax.random.fold_in(jax.random.key(FLAGS.seed), 2**20)  # apart from training's
     xs, _ = tasks.adding_task(data_key, FLAGS.batch_size, FLAGS.length)
     curves = [curve for name in dict.fromkeys(FLAGS.variants) for curve in measure(name, xs)]
-    csv_path = os.path.join(FLAGS.output_dir, "gradient_flow.csv")
-    gates_path = os.path.join(FLAGS.output_dir, "gate_statistics.csv")
-    png_path = os.path.join(FLAGS.output_dir, "gradient_flow.png")
+    csv_path = os.path.join(workdir, "gradient_flow.csv")
+    gates_path = os.path.join(workdir, "gate_statistics.csv")
+    png_path = os.path.join(workdir, "gradient_flow.png")
     report.write_flow_csv(curves, csv_path)
     report.write_gate_csv(curves, gates_path)
     title = (

@@ -18,6 +18,16 @@ import numpy as np
 from experiments.shared import records
 from lstmx.diagnostics import GateStats, GradientFlow
 
+__all__ = [
+    "FLOW_CSV_COLUMNS",
+    "GATE_CSV_COLUMNS",
+    "FlowCurve",
+    "format_flow_summary",
+    "plot_flow",
+    "write_flow_csv",
+    "write_gate_csv",
+]
+
 
 class FlowCurve(NamedTuple):
     """One measured :class:`GradientFlow`, labelled for tables and plots.

@@ -6,9 +6,22 @@ variants, three seeds) and prints its table. Examples:
   python -m experiments.run
   python -m experiments.run --task=copy --length=100 --variants=lstm,gru,rnn \\
       --seeds=5 --steps=20000 --workdir=runs/copy100
+  python -m experiments.run --variants=lstm --zoneout_h=0.1 --recurrent_dropout=0.1
+
+Regularisers (--zoneout_h, --zoneout_c, --input_dropout, --recurrent_dropout,
+--candidate_dropout) act while
+training only; evaluation runs the expectation. A regularised run is filed and compared
+under a label that names them, e.g. lstm+zoneout_h0.1+recdrop0.1, so it can share a
+workdir with the plain one.
 
 Records go to WORKDIR/records, checkpoints to WORKDIR/checkpoints. Killed and started
 again with the same flags, it skips finished runs and resumes unfinished ones.
+
+One run per workdir: a second command on a workdir in use exits at once with one line
+naming the holder's PID and host (--wait_for_lock waits instead). On SIGTERM or SIGINT
+(Ctrl-C) it finishes the current chunk, writes a checkpoint, says where, and exits with
+status 75 (EX_TEMPFAIL); the same command resumes from that step. A disk that is full or
+refuses a write ends it with one line; what it wrote before stays intact.
 
 Devices: the seeds are spread over every local device (GPUs, TPU cores) with no flag;
 use a number of seeds that is a multiple of the device count (``lstmx.training``). On CPU,
@@ -33,10 +46,12 @@ import sys
 import jax
 from absl import app, flags
 
+from experiments.compare import loading
 from experiments.compare import report as compare
 from experiments.run import loop as experiment
+from experiments.run import model
 from experiments.shared import cli as _common
-from experiments.shared import training
+from experiments.shared import regularization, resume
 from lstmx.cells import variant_names
 
 # Per-task defaults from the literature (Arjovsky et al. 2016; Tallec & Ollivier 2018),
@@ -47,7 +62,7 @@ TASK_DEFAULTS = {
 }
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", "adding", list(training.TASKS), "Task to train on.")
+flags.DEFINE_enum("task", "adding", list(model.TASKS), "Task to train on.")
 flags.DEFINE_list(
     "variants",
     ["lstm", "peephole", "cifg", "gru", "rnn"],
@@ -72,15 +87,13 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_integer("hidden_size", 128, "Units per layer.", lower_bound=1)
 flags.DEFINE_integer("num_layers", 1, "Stacked layers.", lower_bound=1)
-flags.DEFINE_enum(
-    "optimizer", "rmsprop", list(training.OPTIMIZERS), "Optimiser (rmsprop: decay 0.9)."
-)
+flags.DEFINE_enum("optimizer", "rmsprop", list(model.OPTIMIZERS), "Optimiser (rmsprop: decay 0.9).")
 flags.DEFINE_float("learning_rate", 1e-3, "Learning rate (> 0).")
 flags.DEFINE_float("clip", 1.0, "Gradient clipping threshold (> 0).")
 flags.DEFINE_enum(
     "clip_mode",
     "value",
-    list(training.CLIP_MODES),
+    list(model.CLIP_MODES),
     "value: clip each gradient element to [-clip, clip] (Arjovsky et al. 2016); "
     "global_norm: rescale to global norm clip; none: no clipping.",
 )
@@ -91,6 +104,8 @@ flags.DEFINE_enum(
     "Gate bias initialisation; chrono: Tallec & Ollivier 2018 with t_max = 3T/2 (copy) or T "
     "(adding). The rnn has no gates and keeps its default.",
 )
+regularization.define_flags()
+flags.adopt_module_key_flags(regularization)  # listed by --helpshort
 flags.DEFINE_integer(
     "eval_every", 100, "Steps between evaluations on held-out batches.", lower_bound=1
 )
@@ -100,6 +115,11 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("checkpoint_every", 1, "Evaluations between checkpoints.", lower_bound=1)
 flags.DEFINE_string(
     "workdir", "runs/default", "Directory for records, checkpoints and the summary."
+)
+flags.DEFINE_bool(
+    "wait_for_lock",
+    False,
+    "If another run holds --workdir, wait for it to end instead of exiting at once.",
 )
 flags.DEFINE_bool(
     "distributed",
@@ -170,7 +190,7 @@ def _start_distributed() -> None:
         )
 
 
-def configs_from_flags() -> list[training.Config]:
+def configs_from_flags() -> list[model.Config]:
     """One Config per variant; raises ValueError/TypeError for impossible combinations."""
     defaults = TASK_DEFAULTS[FLAGS.task]
 
@@ -180,7 +200,7 @@ def configs_from_flags() -> list[training.Config]:
 
     seeds = tuple(range(FLAGS.first_seed, FLAGS.first_seed + FLAGS.seeds))
     return [
-        training.Config(
+        model.Config(
             task=FLAGS.task,
             variant=name,
             length=pick("length"),
@@ -196,6 +216,7 @@ def configs_from_flags() -> list[training.Config]:
             eval_every=FLAGS.eval_every,
             eval_batch_size=FLAGS.eval_batch_size,
             seeds=seeds,
+            **regularization.rates_from_flags(FLAGS),
         )
         for name in dict.fromkeys(FLAGS.variants)
     ]
@@ -219,19 +240,34 @@ def main(argv):
         if writer:
             print(line, flush=True)
 
-    for config in configs:
-        try:
-            experiment.run_variant(
-                config, FLAGS.workdir, checkpoint_every=FLAGS.checkpoint_every, log=log
-            )
-        except experiment.ConfigMismatchError as error:
-            sys.exit(f"experiments.run: error: {error}")
-    if not writer:
-        return
+    try:
+        with resume.lock_workdir(FLAGS.workdir, wait=FLAGS.wait_for_lock, log=log, enabled=writer):
+            for config in configs:
+                experiment.run_variant(
+                    config, FLAGS.workdir, checkpoint_every=FLAGS.checkpoint_every, log=log
+                )
+            if writer:
+                _summarise(configs[0].label)
+    except resume.PreemptedError:
+        sys.exit(resume.EXIT_PREEMPTED)
+    except (resume.WorkdirLockedError, resume.ConfigMismatchError, resume.WriteError) as error:
+        sys.exit(f"experiments.run: error: {error}")
+    except OSError as error:  # the summary: written atomically, so the old one stays
+        sys.exit(f"experiments.run: error: could not write the summary ({error}).")
+
+
+def _summarise(first_label: str) -> None:
+    """Prints and writes the comparison of every record in the workdir.
+
+    The reference row is ``lstm`` when the workdir has it, else this run's first label
+    (e.g. ``lstm+zoneout0.1`` when every variant was regularised).
+    """
     records, problems = compare.load_records(FLAGS.workdir)
     for problem in problems:
         print(f"warning: skipped {problem}", file=sys.stderr)
-    tables, written = compare.write_summary(records, problems, FLAGS.workdir)
+    labels = {loading.label(record) for record in records}
+    reference = compare.REFERENCE_VARIANT if compare.REFERENCE_VARIANT in labels else first_label
+    tables, written = compare.write_summary(records, problems, FLAGS.workdir, reference=reference)
     print(tables)
     print(f"wrote {', '.join(str(path) for path in written)}")
 

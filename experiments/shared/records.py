@@ -5,14 +5,16 @@ Layout under a work directory::
     records/{task}_T{length}_{label}_seed{seed}.json    one finished run (format below)
     checkpoints/{task}_T{length}_{label}.msgpack         training state of all seeds
 
-where ``label`` is the variant, with "+chrono" appended for chrono-initialised runs so
-both can share a work directory. A record holds ``format``, ``task``, ``length``,
-``variant``, ``label``, ``seed``, ``config`` (every
-setting), ``baseline``, ``num_params``, ``history`` (evaluation points: ``step``,
-``loss``, ``accuracy``, ``train_loss``, ``wall_time``), ``final``, ``status``
-("finished" or "diverged"), ``diverged_step``, ``steps_per_second``, ``wall_time`` and
-``versions``. Every file is written to a temporary name and renamed, so a reader never
-sees half a file, whenever the writer is killed.
+where ``label`` is the variant, with "+chrono" appended for chrono-initialised runs and
+the recurrent regularisers for regularised ones (e.g. "lstm+zoneout_h0.1+recdrop0.1",
+:mod:`experiments.shared.regularization`), so all can share a work directory. A record
+holds ``format``, ``task``, ``length``, ``variant``, ``label``, ``seed``, ``config``
+(every setting; regulariser rates of 0 left out), ``baseline``, ``num_params``,
+``history`` (evaluation points: ``step``, ``loss``, ``accuracy``, ``train_loss``,
+``wall_time``), ``final``, ``status`` ("finished" or "diverged"), ``diverged_step``,
+``steps_per_second``, ``wall_time`` and ``versions``. Every file is written to a
+temporary name and renamed, so a reader never sees half a file, whenever the writer is
+killed.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "RECORD_FORMAT",
     "checkpoint_path",
-    "checkpoint_seeds",
     "load_checkpoint",
+    "read_checkpoint_extra",
     "read_record",
     "record_path",
     "save_checkpoint",
@@ -124,16 +126,26 @@ def save_checkpoint(path: str | os.PathLike, train_state: Any, extra: dict) -> N
     write_atomic(path, flax.serialization.msgpack_serialize(payload))
 
 
-def checkpoint_seeds(path: str | os.PathLike) -> list[int] | None:
-    """The seeds a checkpoint was made for, or None if there is none or it is unreadable."""
+def read_checkpoint_extra(path: str | os.PathLike) -> dict:
+    """The ``extra`` dict of a checkpoint, read without a template.
+
+    Raises:
+      ValueError: naming the file, if it is unreadable or not a checkpoint.
+    """
     import flax.serialization
 
     try:
         payload = flax.serialization.msgpack_restore(Path(path).read_bytes())
-        seeds = json.loads(payload["extra"])["config"]["seeds"]
-        return [int(seed) for seed in seeds]
-    except Exception:  # absent or corrupt: load_checkpoint reports it when it is read
-        return None
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"format is {payload.get('format')!r}")
+        extra = json.loads(payload["extra"])
+        if not isinstance(extra, dict):
+            raise ValueError("extra is not a dict")
+        return extra
+    except Exception as error:  # any decoding problem means the same thing: unusable
+        raise ValueError(
+            f"{path}: unusable checkpoint ({type(error).__name__}: {error})."
+        ) from None
 
 
 def load_checkpoint(path: str | os.PathLike, template: Any) -> tuple[Any, dict]:

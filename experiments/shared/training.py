@@ -1,14 +1,16 @@
-"""Training a cell on the long-dependency tasks, every seed at once.
+"""The multi-seed trainer every experiment uses, the linear read-out, and the optimiser.
 
-The model is a cell (optionally stacked) and a linear read-out: a softmax over the 10
-classes at every step for the copy task, a scalar at the last step for the adding
-problem. All seeds of one configuration train in one compiled program (``jax.vmap`` over
-seeds), so a 5-seed comparison costs far less than 5 runs.
+An experiment says what one seed's model and loss are (:func:`make_trainer`'s
+``init_one``, ``loss_one`` and ``evaluate_one``); this module trains all its seeds in one
+compiled program (``jax.vmap`` over seeds), so a 5-seed comparison costs far less than 5
+runs.
 
-Randomness is a pure function of ``(seed, step)``: seed ``s`` initialises from
-``key(s)``, and the training batch of step ``n`` is drawn from ``fold_in(data_key, n)``.
-Training is therefore deterministic and a run resumed from a checkpoint at step ``n``
-continues exactly as the uninterrupted run would have.
+Randomness is a pure function of ``(seed, step)``: seed ``s`` has a root key (usually
+``key(s)``) split into ``(init, train, eval)`` keys; the model initialises from the init
+key, the loss of step ``n`` gets ``fold_in(train_key, n)`` and the evaluation after step
+``n`` gets ``fold_in(eval_key, n)``. Training is therefore deterministic, and a run
+resumed from a checkpoint at step ``n`` continues exactly as the uninterrupted run would
+have.
 
 A seed whose loss or gradients become NaN/Inf stops updating (its parameters freeze) and
 records the step; the other seeds in the same program go on.
@@ -26,7 +28,6 @@ the checkpoints, between machines. The batch of a seed is not split over devices
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import warnings
@@ -40,139 +41,81 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from lstmx import _checks, tasks
-from lstmx.cells import Cell, variant, variant_names
-from lstmx.sequence import scan, stack
+from lstmx.cells import Cell
 
 Array = jax.Array
 
 __all__ = [
+    "CLIP_MODES",
     "OPTIMIZERS",
     "SEED_AXIS",
-    "TASKS",
-    "Config",
-    "ModelParams",
+    "Readout",
     "TrainState",
     "Trainer",
-    "make_cell",
+    "apply_readout",
+    "check_optimizer_settings",
+    "init_readout",
     "make_optimizer",
     "make_trainer",
-    "task_baseline",
+    "seed_keys",
 ]
 
-TASKS = ("copy", "adding")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 CLIP_MODES = ("value", "global_norm", "none")
 SEED_AXIS = "seeds"
 """The name of the device mesh axis the seeds are spread over."""
-ADDING_TOLERANCE = 0.04
-"""An adding prediction counts as correct when ``|error| < 0.04`` (Hochreiter & Schmidhuber)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Everything that defines one training run of one variant (all its seeds).
+# --------------------------------------------------------------------------------------
+# The read-out on top of a cell.
+# --------------------------------------------------------------------------------------
+
+
+class Readout(NamedTuple):
+    """A cell's parameters and a linear head on its outputs.
 
     Attributes:
-      task: "copy" or "adding".
-      variant: a name from :func:`lstmx.variant_names`.
-      length: the copy task's delay ``T`` (sequences are ``T + 20`` long) or the adding
-        problem's sequence length ``T``.
-      steps: optimiser steps.
-      batch_size: training examples per step and seed.
-      hidden_size: units per layer.
-      num_layers: stacked layers of the variant.
-      optimizer: "rmsprop" (decay 0.9, as Arjovsky et al. 2016), "adam" or "sgd".
-      learning_rate: positive step size.
-      clip: gradient clipping threshold (> 0).
-      clip_mode: "value" clips each gradient element to ``[-clip, clip]`` (Arjovsky et
-        al.'s setting), "global_norm" rescales to global norm ``clip``, "none" disables it.
-      init: "default" or "chrono" (Tallec & Ollivier 2018, ``t_max`` = 3T/2 for copy and
-        T for adding). Cells without gates (rnn) keep their default init.
-      eval_every: steps between evaluations on fresh held-out batches.
-      eval_batch_size: examples per seed in each evaluation.
-      seeds: the seeds, trained together.
+      cell: the cell's params (any lstmx cell, stacked ones included).
+      w_out: read-out kernel ``[O, C]``; ``O`` is the cell's output size.
+      b_out: read-out bias ``[C]``.
     """
 
-    task: str = "adding"
-    variant: str = "lstm"
-    length: int = 100
-    steps: int = 1000
-    batch_size: int = 50
-    hidden_size: int = 128
-    num_layers: int = 1
-    optimizer: str = "rmsprop"
-    learning_rate: float = 1e-3
-    clip: float = 1.0
-    clip_mode: str = "value"
-    init: str = "default"
-    eval_every: int = 100
-    eval_batch_size: int = 500
-    seeds: tuple[int, ...] = (0, 1, 2)
-
-    def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}.")
-        if self.variant not in variant_names():
-            raise ValueError(
-                f"Unknown variant {self.variant!r}; valid names: {', '.join(variant_names())}."
-            )
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}."
-            )
-        if self.clip_mode not in CLIP_MODES:
-            raise ValueError(
-                f"clip_mode must be one of {', '.join(CLIP_MODES)}; got {self.clip_mode!r}."
-            )
-        if self.init not in ("default", "chrono"):
-            raise ValueError(f'init must be "default" or "chrono"; got {self.init!r}.')
-        minimum_length = 2 if self.task == "adding" else 1
-        _checks.int_at_least("length", self.length, minimum_length)
-        for name in ("steps", "batch_size", "hidden_size", "num_layers", "eval_every"):
-            _checks.positive_int(name, getattr(self, name))
-        _checks.positive_int("eval_batch_size", self.eval_batch_size)
-        for name in ("learning_rate", "clip"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number, got {type(value).__name__}.")
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {value}.")
-        if not self.seeds:
-            raise ValueError("seeds must name at least one seed.")
-        for seed in self.seeds:
-            _checks.int_at_least("seed", seed, 0)
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be distinct, got {list(self.seeds)}.")
-        make_cell(self)  # refuses impossible combinations, e.g. chrono init for nfg
-
-    @property
-    def label(self) -> str:
-        """The name results are filed and compared under: the variant, "+chrono" if so."""
-        chrono = self.init == "chrono" and self.variant != "rnn"  # the rnn keeps its init
-        return f"{self.variant}+chrono" if chrono else self.variant
-
-    @property
-    def t_max(self) -> int:
-        """Chrono's longest expected dependency: 3T/2 for copy, T for adding."""
-        return max(3, 3 * self.length // 2 if self.task == "copy" else self.length)
-
-    def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "seeds": list(self.seeds)}
+    cell: Any
+    w_out: Array
+    b_out: Array
 
 
-def task_baseline(task: str, length: int) -> float:
-    """The memoryless baseline loss of a task (copy: 10 ln 8 / (T + 20); adding: 1/6)."""
-    return tasks.copy_baseline(length) if task == "copy" else tasks.adding_baseline()
+def init_readout(key: Array, cell: Cell, input_size: int, num_outputs: int) -> Readout:
+    """The cell's own init and a LeCun-normal ``w_out [O, C]``, zero ``b_out [C]``."""
+    key_cell, key_out = jax.random.split(key)
+    w_out = jax.nn.initializers.lecun_normal()(
+        key_out, (cell.output_size, num_outputs), jnp.float32
+    )
+    return Readout(cell.init(key_cell, input_size), w_out, jnp.zeros((num_outputs,), jnp.float32))
 
 
-def make_cell(config: Config) -> Cell:
-    """The config's variant, stacked ``num_layers`` deep."""
-    options: dict[str, Any] = {}
-    if config.init == "chrono" and config.variant != "rnn":
-        options = {"init": "chrono", "t_max": config.t_max}
-    layers = [variant(config.variant, config.hidden_size, **options)] * config.num_layers
-    return layers[0] if config.num_layers == 1 else stack(layers)
+def apply_readout(params: Readout, ys: Array) -> Array:
+    """The linear head: cell outputs ``[*B, O]`` to ``[*B, C]``."""
+    out = ys @ params.w_out
+    return out + jnp.broadcast_to(params.b_out, out.shape)
+
+
+# --------------------------------------------------------------------------------------
+# Optimiser.
+# --------------------------------------------------------------------------------------
+
+
+def check_optimizer_settings(optimizer: str, learning_rate: Any, clip: Any, clip_mode: str) -> None:
+    """The one check of every experiment Config's optimiser fields; raises naming the field."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}.")
+    if clip_mode not in CLIP_MODES:
+        raise ValueError(f"clip_mode must be one of {', '.join(CLIP_MODES)}; got {clip_mode!r}.")
+    for name, value in (("learning_rate", learning_rate), ("clip", clip)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}.")
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive finite number, got {value}.")
 
 
 @functools.lru_cache(maxsize=64)
@@ -181,7 +124,9 @@ def make_optimizer(
 ) -> optax.GradientTransformation:
     """Clipping, then "rmsprop" (decay 0.9, as Arjovsky et al. 2016), "adam" or "sgd".
 
-    Cached, so equal settings give the same object and jitted steps are reused.
+    ``clip_mode`` "value" clips each gradient element to ``[-clip, clip]``, "global_norm"
+    rescales to global norm ``clip``, "none" does not clip. Cached, so equal settings give
+    the same object and jitted steps are reused.
     """
     if name == "rmsprop":
         optimizer = optax.rmsprop(learning_rate, decay=0.9)
@@ -196,40 +141,36 @@ def make_optimizer(
     return optimizer
 
 
-class ModelParams(NamedTuple):
-    """Cell parameters and the linear read-out ``w_out [O, C]``, ``b_out [C]``."""
-
-    cell: Any
-    w_out: Array
-    b_out: Array
+# --------------------------------------------------------------------------------------
+# The trainer.
+# --------------------------------------------------------------------------------------
 
 
 class TrainState(NamedTuple):
     """Training state of all seeds; every leaf but ``step`` has a leading seed axis [S].
 
     Attributes:
-      params: :class:`ModelParams` per seed.
+      params: the model parameters per seed (e.g. a :class:`Readout`).
       opt_state: optimiser state per seed.
       step: steps taken so far (shared by all seeds).
       diverged_step: ``[S]`` the step at which a seed's loss or gradients became
         non-finite, or -1 while it trains.
     """
 
-    params: ModelParams
+    params: Any
     opt_state: Any
     step: Array
     diverged_step: Array
 
 
 class Trainer(NamedTuple):
-    """Compiled functions for one :class:`Config`.
+    """Compiled functions for one experiment's seeds.
 
     Attributes:
       init: ``init() -> TrainState`` for all seeds, placed with ``sharding``.
       train: ``train(state, num_steps) -> (state, train_losses [num_steps, S])``; donates
         ``state``, which may also be a host copy (numpy leaves, e.g. from a checkpoint).
-      evaluate: ``evaluate(state) -> {"loss": [S], "accuracy": [S]}`` on a fresh
-        held-out batch drawn for this step.
+      evaluate: ``evaluate(state) -> {name: [S]}``, what ``evaluate_one`` returns, per seed.
       num_params: trainable parameters of one seed's model.
       sharding: the :class:`TrainState` layout, a prefix pytree of ``NamedSharding``: the
         seed axis (``PartitionSpec("seeds")``) of every leaf but ``step`` (replicated).
@@ -241,41 +182,13 @@ class Trainer(NamedTuple):
     train: Callable[[TrainState, int], tuple[TrainState, Array]]
     evaluate: Callable[[TrainState], dict[str, Array]]
     num_params: int
-    sharding: TrainState | None = None
-    place: Callable[[Any], TrainState] | None = None
+    sharding: TrainState
+    place: Callable[[Any], TrainState]
 
 
-def _batch(config: Config, key: Array, batch_size: int) -> tuple[Array, Array]:
-    if config.task == "copy":
-        return tasks.copy_task(key, batch_size, config.length)
-    return tasks.adding_task(key, batch_size, config.length)
-
-
-def _loss_and_accuracy(
-    config: Config, cell: Cell, params: ModelParams, inputs: Array, targets: Array
-) -> tuple[Array, Array]:
-    """Copy: mean cross-entropy over all T+20 steps, accuracy over the 10 recalled symbols.
-
-    Adding: mean squared error at the last step, accuracy = share with |error| < 0.04.
-    """
-    if config.task == "copy":
-        xs = jax.nn.one_hot(inputs, tasks.NUM_CLASSES)
-        _, ys = scan(cell, params.cell, xs)
-        logits = ys @ params.w_out
-        logits = logits + jnp.broadcast_to(params.b_out, logits.shape)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
-        recalled = logits[:, -tasks.COPY_LENGTH :].argmax(-1) == targets[:, -tasks.COPY_LENGTH :]
-        return loss, recalled.mean()
-    _, ys = scan(cell, params.cell, inputs)
-    prediction = ys[:, -1] @ params.w_out[:, 0] + params.b_out[0]
-    error = prediction - targets
-    return jnp.mean(error**2), jnp.mean(jnp.abs(error) < ADDING_TOLERANCE)
-
-
-def _seed_keys(seeds: tuple[int, ...]) -> tuple[Array, Array, Array]:
-    """Per-seed (init, data, eval) keys, each [S]."""
-    keys = jax.vmap(lambda s: jax.random.split(jax.random.key(s), 3))(jnp.asarray(seeds))
-    return keys[:, 0], keys[:, 1], keys[:, 2]
+def seed_keys(seeds: tuple[int, ...]) -> Array:
+    """The root key of each seed, ``key(seed)``: ``[S]``."""
+    return jax.vmap(jax.random.key)(jnp.asarray(seeds))
 
 
 _warned: set[str] = set()
@@ -321,28 +234,46 @@ def _put(leaf: Any, sharding: NamedSharding) -> Array:
     return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
-def make_trainer(config: Config) -> Trainer:
-    """Builds the jitted init/train/evaluate functions for ``config``."""
-    cell = make_cell(config)
-    optimizer = make_optimizer(
-        config.optimizer, config.learning_rate, config.clip, config.clip_mode
-    )
-    input_size = tasks.NUM_CLASSES if config.task == "copy" else 2
-    num_outputs = tasks.NUM_CLASSES if config.task == "copy" else 1
-    init_keys, data_keys, eval_keys = _seed_keys(config.seeds)
-    loss_fn = partial(_loss_and_accuracy, config, cell)
+def _all_finite(loss: Array, grads: Any) -> Array:
+    leaves = [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]
+    return jnp.isfinite(loss) & jnp.all(jnp.array(leaves))
 
-    def init_one(key: Array) -> tuple[ModelParams, Any]:
-        key_cell, key_out = jax.random.split(key)
-        w_out = jax.nn.initializers.lecun_normal()(key_out, (cell.output_size, num_outputs))
-        params = ModelParams(cell.init(key_cell, input_size), w_out, jnp.zeros((num_outputs,)))
-        return params, optimizer.init(params)
 
-    mesh, seed_spec = _seed_mesh(len(config.seeds))
+def make_trainer(
+    init_one: Callable[[Array], Any],
+    loss_one: Callable[[Any, Array, Any], Array],
+    optimizer: optax.GradientTransformation,
+    keys: Array,
+    evaluate_one: Callable[[Any, Array, Any], dict[str, Array]],
+    data: Any = (),
+) -> Trainer:
+    """Builds the jitted init/train/evaluate functions of all seeds.
+
+    Args:
+      init_one: ``init_one(key) -> params`` of one seed.
+      loss_one: ``loss_one(params, key, data) -> loss []`` of one seed's training batch;
+        ``key`` is ``fold_in(train_key, step)``.
+      optimizer: an optax transformation (e.g. from :func:`make_optimizer`).
+      keys: ``[S]`` one root key per seed (e.g. :func:`seed_keys`); each is split into
+        ``(init, train, eval)`` keys.
+      evaluate_one: ``evaluate_one(params, key, data) -> {name: []}`` of one seed;
+        ``key`` is ``fold_in(eval_key, step)``.
+      data: a pytree of arrays the loss and evaluation read (e.g. a text), passed to the
+        compiled functions rather than baked into them; replicated on every device.
+
+    Returns:
+      The :class:`Trainer`.
+    """
+    num_seeds = keys.shape[0]
+    split = jax.vmap(lambda key: jax.random.split(key, 3))(keys)
+    init_keys, train_keys, eval_keys = split[:, 0], split[:, 1], split[:, 2]
+
+    mesh, seed_spec = _seed_mesh(num_seeds)
     by_seed = NamedSharding(mesh, seed_spec)
     replicated = NamedSharding(mesh, PartitionSpec())
     sharding = TrainState(by_seed, by_seed, replicated, by_seed)
     losses_sharding = NamedSharding(mesh, PartitionSpec(None, *seed_spec))
+    data = jax.tree_util.tree_map(lambda leaf: _put(leaf, replicated), data)
 
     def place(state: Any) -> TrainState:
         return jax.tree_util.tree_map(
@@ -351,21 +282,23 @@ def make_trainer(config: Config) -> Trainer:
             TrainState(*state),
         )
 
+    def init_with_optimizer(key: Array) -> tuple[Any, Any]:
+        params = init_one(key)
+        return params, optimizer.init(params)
+
     @partial(jax.jit, out_shardings=sharding)
     def init() -> TrainState:
-        params, opt_state = jax.vmap(init_one)(init_keys)
-        diverged = jnp.full((len(config.seeds),), -1, jnp.int32)
+        params, opt_state = jax.vmap(init_with_optimizer)(init_keys)
+        diverged = jnp.full((num_seeds,), -1, jnp.int32)
         return TrainState(params, opt_state, jnp.zeros((), jnp.int32), diverged)
 
-    def train_one(params, opt_state, diverged_step, data_key, step):
-        inputs, targets = _batch(config, jax.random.fold_in(data_key, step), config.batch_size)
-        (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, inputs, targets)
-        finite = jnp.isfinite(loss) & jnp.all(
-            jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
-        )
+    def train_one(params, opt_state, diverged_step, train_key, step, data):
+        key = jax.random.fold_in(train_key, step)
+        loss, grads = jax.value_and_grad(loss_one)(params, key, data)
         training = diverged_step < 0
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
+        finite = _all_finite(loss, grads)
         keep = finite & training
 
         def select(new, old):
@@ -378,34 +311,31 @@ def make_trainer(config: Config) -> Trainer:
         jax.jit,
         static_argnums=1,
         donate_argnums=0,
-        in_shardings=(sharding,),
+        in_shardings=(sharding, replicated),
         out_shardings=(sharding, losses_sharding),
     )
-    def train_placed(state: TrainState, num_steps: int) -> tuple[TrainState, Array]:
+    def train_placed(state: TrainState, num_steps: int, data: Any) -> tuple[TrainState, Array]:
         def one_step(state: TrainState, _):
-            params, opt_state, diverged, loss = jax.vmap(train_one, (0, 0, 0, 0, None))(
-                state.params, state.opt_state, state.diverged_step, data_keys, state.step
+            params, opt_state, diverged, loss = jax.vmap(train_one, (0, 0, 0, 0, None, None))(
+                state.params, state.opt_state, state.diverged_step, train_keys, state.step, data
             )
             return TrainState(params, opt_state, state.step + 1, diverged), loss
 
         return jax.lax.scan(one_step, state, None, length=num_steps)
 
     def train(state: TrainState, num_steps: int) -> tuple[TrainState, Array]:
-        return train_placed(place(state), num_steps)
+        return train_placed(place(state), num_steps, data)
 
-    @partial(jax.jit, in_shardings=(sharding,), out_shardings=by_seed)
-    def evaluate_placed(state: TrainState) -> dict[str, Array]:
-        def evaluate_one(params, eval_key):
-            key = jax.random.fold_in(eval_key, state.step)
-            inputs, targets = _batch(config, key, config.eval_batch_size)
-            loss, accuracy = loss_fn(params, inputs, targets)
-            return {"loss": loss, "accuracy": accuracy}
+    @partial(jax.jit, in_shardings=(sharding, replicated), out_shardings=by_seed)
+    def evaluate_placed(state: TrainState, data: Any) -> dict[str, Array]:
+        def one_seed(params, eval_key):
+            return evaluate_one(params, jax.random.fold_in(eval_key, state.step), data)
 
-        return jax.vmap(evaluate_one)(state.params, eval_keys)
+        return jax.vmap(one_seed)(state.params, eval_keys)
 
     def evaluate(state: TrainState) -> dict[str, Array]:
-        return evaluate_placed(place(state))
+        return evaluate_placed(place(state), data)
 
-    one_seed = jax.eval_shape(init_one, jax.random.key(0))[0]
+    one_seed = jax.eval_shape(init_one, jax.random.key(0))
     num_params = sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(one_seed))
     return Trainer(init, train, evaluate, num_params, sharding, place)

@@ -1,0 +1,556 @@
+"""The resumable training loop every experiment runs, and what keeps a workdir safe.
+
+:func:`run` trains one :class:`Experiment` (all its seeds) in chunks of ``eval_every``
+steps: train, evaluate, checkpoint atomically, and at the end write one record per seed
+atomically. It is safe to stop at any moment and start again with the same settings:
+
+* **One run per workdir.** :func:`lock_workdir` takes ``fcntl.flock`` on
+  ``WORKDIR/.lock`` before anything is read or written and writes the holder's PID and
+  host into it. The OS releases the lock when the process dies, so ``kill -9`` leaves no
+  stale lock. A second run on a locked workdir raises :class:`WorkdirLockedError` (the
+  scripts exit with one line naming the holder) and writes nothing; ``wait=True``
+  (``--wait_for_lock``) waits instead.
+* **Resume.** Finished seeds (a valid record made with the same settings) are skipped
+  untouched; an unfinished run continues from its checkpoint and says "resumed from step
+  N"; the records end up as they would have without the interruption, because training
+  is a pure function of seed and step (:mod:`experiments.shared.training`). A workdir
+  holding this run with other settings raises :class:`ConfigMismatchError`; a corrupt
+  record or checkpoint is set aside (renamed ``*.corrupt-TIME``), never deleted.
+* **Graceful preemption.** On SIGTERM or SIGINT the run finishes its current chunk,
+  writes a checkpoint, says where, and raises :class:`PreemptedError`; the scripts then exit
+  with :data:`EXIT_PREEMPTED` (75, ``EX_TEMPFAIL`` of ``sysexits.h``: "try again").
+  The same command resumes from that step. A second signal acts as usual (stops at once).
+* **Faults while writing.** An ``OSError`` (disk full, permission denied) while writing a
+  checkpoint or record raises :class:`WriteError` with one clear line; every write goes to
+  a temporary file renamed over the old one, so the previous checkpoint and records stay
+  intact and the next run resumes from them.
+
+Under ``jax.distributed`` (several processes training one program together) every
+process runs this loop on the same work directory, which must be a filesystem all of them
+see; only process 0 takes the lock, writes records and checkpoints and sets corrupt files
+aside. Arrays come to the host through ``process_allgather``, a collective every process
+joins, and the processes agree on a stop request before acting on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from experiments.shared import records
+from experiments.shared.training import Trainer, TrainState
+
+__all__ = [
+    "EXIT_PREEMPTED",
+    "LOCK_NAME",
+    "Chunk",
+    "ConfigMismatchError",
+    "Experiment",
+    "Outcome",
+    "PreemptedError",
+    "Result",
+    "WorkdirLockedError",
+    "WriteError",
+    "lock_workdir",
+    "run",
+    "settings_that_differ",
+    "stop_requests",
+]
+
+EXIT_PREEMPTED = 75
+"""Exit status of a script stopped by SIGTERM/SIGINT after checkpointing (EX_TEMPFAIL)."""
+LOCK_NAME = ".lock"
+"""The lock file in a workdir; it holds the PID and host of the run that has it."""
+
+
+class ConfigMismatchError(ValueError):
+    """The work directory holds results of the same run name with other settings."""
+
+
+class WorkdirLockedError(RuntimeError):
+    """Another process holds the work directory's lock."""
+
+
+class WriteError(RuntimeError):
+    """A checkpoint or record could not be written; what was on disk before is intact."""
+
+
+class PreemptedError(Exception):
+    """A stop signal arrived; the run checkpointed at ``step`` to ``checkpoint``."""
+
+    def __init__(self, message: str, step: int, checkpoint: Path):
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+# --------------------------------------------------------------------------------------
+# One run per workdir.
+# --------------------------------------------------------------------------------------
+
+_held_locks: dict[str, int] = {}  # resolved lock path -> file descriptor, in this process
+
+
+def _holder(fd: int) -> str:
+    text = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+    return text or "a process that has not written its PID yet"
+
+
+@contextlib.contextmanager
+def lock_workdir(
+    workdir: str | os.PathLike,
+    *,
+    wait: bool = False,
+    log: Callable[[str], None] = print,
+    enabled: bool = True,
+) -> Iterator[None]:
+    """Holds ``WORKDIR/.lock`` (``fcntl.flock``) for the ``with`` block.
+
+    Re-entrant within a process (an inner ``with`` on a workdir this process holds does
+    nothing), released when the block ends or the process dies.
+
+    Args:
+      workdir: the work directory; created if missing.
+      wait: wait for the holder to finish instead of raising.
+      log: receives one line when waiting.
+      enabled: False makes it do nothing (processes of a distributed run but process 0).
+
+    Raises:
+      WorkdirLockedError: another process holds the lock and ``wait`` is False; names its PID
+        and host. Nothing in the workdir has been written.
+    """
+    path = Path(workdir) / LOCK_NAME
+    key = str(path.resolve())
+    if not enabled or key in _held_locks:
+        yield
+        return
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if not wait:
+                raise WorkdirLockedError(
+                    f"{workdir} is in use by another run ({holder}); wait for it to end, use "
+                    "another --workdir, or pass --wait_for_lock to wait for it."
+                ) from None
+            log(f"waiting for {workdir}: in use by another run ({holder})")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        os.ftruncate(fd, 0)
+        os.pwrite(
+            fd, f"PID {os.getpid()} on host {socket.gethostname()} since {stamp}\n".encode(), 0
+        )
+        _held_locks[key] = fd
+        try:
+            yield
+        finally:
+            del _held_locks[key]
+    finally:
+        os.close(fd)  # releases the lock
+
+
+# --------------------------------------------------------------------------------------
+# Graceful preemption.
+# --------------------------------------------------------------------------------------
+
+
+class _StopRequest:
+    """The name of the stop signal received ("SIGTERM", "SIGINT"), or None."""
+
+    def __init__(self):
+        self.signal: str | None = None
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[_StopRequest]:
+    """Turns the first SIGTERM/SIGINT of the block into a request the loop polls.
+
+    The previous handlers come back as soon as one signal arrived (so a second one acts
+    as usual) and when the block ends. Outside the main thread signals cannot be caught;
+    the request then never fires.
+    """
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum, _frame):
+        request.signal = signal.Signals(signum).name
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        print(
+            f"{request.signal}: finishing the current chunk, then writing a checkpoint "
+            "(send it again to stop at once).",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        previous[number] = signal.signal(number, on_signal)
+    try:
+        yield request
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _anyone_stopping(request: _StopRequest) -> bool:
+    """Whether any process received a stop signal (a collective with several processes)."""
+    stopping = request.signal is not None
+    if jax.process_count() == 1:
+        return stopping
+    from jax.experimental import multihost_utils
+
+    flags = multihost_utils.process_allgather(np.asarray([int(stopping)], np.int32))
+    return bool(np.asarray(flags).any())
+
+
+# --------------------------------------------------------------------------------------
+# The loop.
+# --------------------------------------------------------------------------------------
+
+
+class Chunk(NamedTuple):
+    """What one chunk of training gave, on the host.
+
+    Attributes:
+      step: steps taken after the chunk.
+      metrics: the trainer's evaluation after the chunk, ``{name: [S]}``.
+      train_losses: ``[num_steps, S]`` the training loss of every step of the chunk.
+      seconds: wall time of the chunk's training.
+    """
+
+    step: int
+    metrics: dict[str, np.ndarray]
+    train_losses: np.ndarray
+    seconds: float
+
+
+class Outcome(NamedTuple):
+    """A finished training of all seeds, as the records are made from it.
+
+    Attributes:
+      state: the final :class:`~experiments.shared.training.TrainState`, numpy leaves.
+      history: one entry per evaluation: a list of one point (dict) per seed.
+      seeds: the seeds trained, in the order of the state's seed axis.
+      wall_time: seconds spent training, over every call.
+      steps_per_second: the median rate over the chunks, leaving out those that compiled
+        when there are others.
+      num_params: trainable parameters of one seed's model.
+    """
+
+    state: TrainState
+    history: list[list[dict]]
+    seeds: tuple[int, ...]
+    wall_time: float
+    steps_per_second: float
+    num_params: int
+
+
+class Result(NamedTuple):
+    """What :func:`run` did: the records it wrote, and the outcome (None if it did not train
+    to the end: every seed was finished before, or ``stop_after`` stopped it)."""
+
+    records: list[dict]
+    outcome: Outcome | None
+
+
+class Experiment(NamedTuple):
+    """One training run (all its seeds) as the resumable loop sees it.
+
+    Attributes:
+      name: how messages name the run, e.g. "adding T=8 gru".
+      workdir: the work directory (locked while the loop runs).
+      settings: every setting, JSON-able; compared with what is on disk.
+      seeds: the seeds.
+      steps: steps to train.
+      eval_every: steps per chunk (one evaluation, possibly a checkpoint, each).
+      checkpoint: the path of the checkpoint of all seeds.
+      record_path: ``record_path(seed) -> Path``.
+      make_trainer: ``make_trainer(seeds) -> Trainer`` for a subset of ``seeds``.
+      history_points: ``history_points(chunk, wall_time) -> [point per seed]`` (dicts).
+      progress: ``progress(step, points, steps_per_second) -> str``, one line per chunk.
+      make_record: ``make_record(outcome, index) -> dict``, the record of seed
+        ``outcome.seeds[index]``.
+      neutral_settings: settings that may differ between a run and its resumption.
+      keep_checkpoint: keep the final checkpoint (it is the trained model) and write the
+        records on every call; otherwise seeds with a record are skipped and the
+        checkpoint is removed once the records are written.
+      data_fingerprint: ``(what, sha256)`` of the data trained on, e.g. ``("corpus text",
+        digest)``; a checkpoint of other data is refused.
+    """
+
+    name: str
+    workdir: Path
+    settings: dict
+    seeds: tuple[int, ...]
+    steps: int
+    eval_every: int
+    checkpoint: Path
+    record_path: Callable[[int], Path]
+    make_trainer: Callable[[tuple[int, ...]], Trainer]
+    history_points: Callable[[Chunk, float], list[dict]]
+    progress: Callable[[int, list[dict], float], str]
+    make_record: Callable[[Outcome, int], dict]
+    neutral_settings: tuple[str, ...] = ("seeds",)
+    keep_checkpoint: bool = False
+    data_fingerprint: tuple[str, str] | None = None
+
+
+def settings_that_differ(recorded: dict, wanted: dict, neutral: tuple[str, ...] = ()) -> list[str]:
+    """Names the settings (but the neutral ones) in which ``recorded`` differs from ``wanted``."""
+    return [
+        f"{name}: {recorded.get(name)!r} on disk vs {wanted[name]!r} now"
+        for name in wanted
+        if name not in neutral and recorded.get(name) != wanted[name]
+    ]
+
+
+def _refuse_other_settings(where: Path, differences: list[str]) -> None:
+    if differences:
+        raise ConfigMismatchError(
+            f"{where} was made with other settings ({'; '.join(differences)}); "
+            "use another --workdir or the same settings."
+        )
+
+
+def _writes_files() -> bool:
+    """Whether this process writes: the only one, or process 0 of several."""
+    return jax.process_index() == 0
+
+
+def _to_host(tree):
+    """A numpy copy of a pytree of arrays; with several processes, a collective gather."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
+
+
+def _set_aside(path: Path) -> str:
+    if not _writes_files():
+        return "(by process 0)"
+    return records.set_aside(path).name
+
+
+def _finished_seeds(experiment: Experiment, log: Callable[[str], None]) -> set[int]:
+    """Seeds with a valid record made with the same settings; corrupt ones are set aside."""
+    finished = set()
+    for seed in experiment.seeds:
+        path = experiment.record_path(seed)
+        if not path.exists():
+            continue
+        try:
+            record = records.read_record(path)
+        except ValueError as error:
+            log(f"warning: {error} Set aside as {_set_aside(path)}; rerunning.")
+            continue
+        differences = settings_that_differ(
+            record["config"], experiment.settings, experiment.neutral_settings
+        )
+        _refuse_other_settings(path, differences)
+        finished.add(seed)
+    return finished
+
+
+def _checkpoint_extra(experiment: Experiment, log: Callable[[str], None]) -> dict | None:
+    """The checkpoint's ``extra`` if there is a usable one made with the same settings.
+
+    Settings first: a checkpoint of other settings is refused, never set aside.
+    """
+    path = experiment.checkpoint
+    if not path.exists():
+        return None
+    try:
+        extra = records.read_checkpoint_extra(path)
+    except ValueError as error:
+        log(f"warning: {error} Set aside as {_set_aside(path)}.")
+        return None
+    differences = settings_that_differ(
+        extra.get("config", {}), experiment.settings, experiment.neutral_settings
+    )
+    history = extra.get("history") or []
+    trained = history[-1][0]["step"] if history and history[-1] else 0
+    if trained > experiment.steps:
+        differences.append(
+            f"it holds a model trained for {trained} steps, more than steps={experiment.steps}"
+        )
+    if experiment.data_fingerprint is not None:
+        what, digest = experiment.data_fingerprint
+        if extra.get("data_sha256") != digest:
+            differences.append(f"the {what} differs (SHA-256)")
+    _refuse_other_settings(path, differences)
+    return extra
+
+
+def _write(write: Callable[[Path, Any], None], path: Path, content: Any, intact: str) -> None:
+    """``write(path, content)``; an OSError becomes a :class:`WriteError` of one line."""
+    try:
+        write(path, content)
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise WriteError(
+            f"could not write {path} ({reason}); {intact} Free space or fix permissions, "
+            "then run the same command to resume."
+        ) from None
+
+
+def run(
+    experiment: Experiment,
+    *,
+    checkpoint_every: int = 1,
+    log: Callable[[str], None] = print,
+    stop_after: int | None = None,
+) -> Result:
+    """Trains the experiment's unfinished seeds, resuming from its checkpoint, and records them.
+
+    Args:
+      experiment: what to train and where.
+      checkpoint_every: evaluations between checkpoints (the last step and a stop request
+        always checkpoint).
+      log: receives one progress line per evaluation and a few status lines.
+      stop_after: stop (as if killed) after this many steps of this call; for tests.
+
+    Returns:
+      The records written by this call and the outcome.
+
+    Raises:
+      WorkdirLockedError: another process holds the workdir.
+      ConfigMismatchError: the workdir holds this run with other settings.
+      PreemptedError: SIGTERM or SIGINT arrived; a checkpoint was written first.
+      WriteError: a checkpoint or record could not be written.
+    """
+    with lock_workdir(experiment.workdir, enabled=_writes_files()):
+        return _run_locked(experiment, checkpoint_every, log, stop_after)
+
+
+def _run_locked(
+    experiment: Experiment,
+    checkpoint_every: int,
+    log: Callable[[str], None],
+    stop_after: int | None,
+) -> Result:
+    finished = set() if experiment.keep_checkpoint else _finished_seeds(experiment, log)
+    todo = tuple(seed for seed in experiment.seeds if seed not in finished)
+    if not todo:
+        log(f"{experiment.name}: all seeds finished, skipping.")
+        return Result([], None)
+    extra = _checkpoint_extra(experiment, log)
+    # A checkpoint holds the seeds it was made for. A run killed between two of its record
+    # writes resumes all of them and writes only the records still missing.
+    train_seeds = todo
+    if extra is not None:
+        saved = tuple(extra.get("seeds") or ())
+        if set(todo) <= set(saved) <= set(experiment.seeds):
+            train_seeds = saved
+        else:
+            log(f"warning: {experiment.checkpoint} holds other seeds; starting afresh.")
+            extra = None
+    trainer = experiment.make_trainer(train_seeds)
+    checkpoint = experiment.checkpoint
+
+    # chunk_rates: [steps/s, whether the chunk was the first of a call (compiling)].
+    state, history, wall_time, chunk_rates, saved_step = trainer.init(), [], 0.0, [], None
+    if extra is not None:
+        try:
+            state, extra = records.load_checkpoint(checkpoint, state)
+        except ValueError as error:
+            log(f"warning: {error} Set aside as {_set_aside(checkpoint)}.")
+        else:
+            history, wall_time = extra["history"], extra["wall_time"]
+            chunk_rates, saved_step = extra.get("chunk_rates", []), int(state.step)
+            log(f"resumed from step {saved_step} ({checkpoint.name})")
+
+    def save(state: TrainState) -> None:
+        extra = {
+            "config": experiment.settings,
+            "seeds": list(train_seeds),
+            "history": history,
+            "wall_time": wall_time,
+            "chunk_rates": chunk_rates,
+        }
+        if experiment.data_fingerprint is not None:
+            extra["data_sha256"] = experiment.data_fingerprint[1]
+        host_state = _to_host(state)
+        if _writes_files():
+            before = (
+                f"the previous checkpoint (step {saved_step}) is intact."
+                if saved_step is not None
+                else "no checkpoint was written before it."
+            )
+            _write(
+                lambda p, s: records.save_checkpoint(p, s, extra), checkpoint, host_state, before
+            )
+
+    steps_done_here = 0
+    with stop_requests() as stop:
+        while int(state.step) < experiment.steps:
+            if stop_after is not None and steps_done_here >= stop_after:
+                return Result([], None)
+            chunk = min(experiment.eval_every, experiment.steps - int(state.step))
+            started = time.perf_counter()
+            state, train_losses = trainer.train(state, chunk)
+            train_losses = np.asarray(_to_host(train_losses))
+            elapsed = time.perf_counter() - started
+            wall_time += elapsed
+            steps_done_here += chunk
+            metrics = _to_host(trainer.evaluate(state))
+            step = int(state.step)
+            points = experiment.history_points(
+                Chunk(step, metrics, train_losses, elapsed), wall_time
+            )
+            history.append(points)
+            chunk_rates.append([chunk / elapsed, steps_done_here == chunk])
+            log(experiment.progress(step, points, chunk / elapsed))
+            stopping = _anyone_stopping(stop)
+            if stopping or len(history) % checkpoint_every == 0 or step == experiment.steps:
+                save(state)
+                saved_step = step
+            if stopping:
+                message = (
+                    f"stopped by {stop.signal or 'a signal to another process'} at step {step}: "
+                    f"checkpoint written to {checkpoint}; run the same command to resume."
+                )
+                log(message)
+                raise PreemptedError(message, step, checkpoint)
+
+    # The first chunk of each call includes compilation; leave those out when there are others.
+    warm = [rate for rate, compiling in chunk_rates if not compiling]
+    rates = warm or [rate for rate, _ in chunk_rates]
+    steps_per_second = float(np.median(rates)) if rates else float("nan")
+    outcome = Outcome(
+        _to_host(state), history, train_seeds, wall_time, steps_per_second, trainer.num_params
+    )
+    written = []
+    for index, seed in enumerate(train_seeds):
+        if seed not in todo:
+            continue  # finished before this call; its record stays untouched
+        record = experiment.make_record(outcome, index)
+        if _writes_files():
+            intact = (
+                f"the checkpoint {checkpoint.name} (step {int(outcome.state.step)}) and the "
+                "records written before are intact."
+            )
+            # Looked up at call time, so tests can stand in for the writer.
+            _write(records.write_json_atomic, experiment.record_path(seed), record, intact)
+        written.append(record)
+    if _writes_files() and not experiment.keep_checkpoint:
+        checkpoint.unlink(missing_ok=True)
+    return Result(written, outcome)
