@@ -185,3 +185,30 @@ def test_sigterm_checkpoints_exits_75_and_the_same_command_resumes(tmp_path, cac
     assert sorted(got) == sorted(expected) and len(got) == 2
     for name in expected:
         assert _without_times(got[name]) == _without_times(expected[name]), name
+
+
+@pytest.mark.parametrize(
+    "module, flags",
+    [
+        ("experiments.benchmark", ["--shapes=2x3x2x4", "--peers=", "--variants=lstm"]),
+        ("experiments.gradient_flow", ["--variants=rnn", "--length=5", "--train_steps=0"]),
+        ("experiments.char_lm", ["--steps=2"]),
+        ("experiments.forecast", ["--steps=2"]),
+    ],
+)
+def test_every_script_that_writes_a_workdir_refuses_a_locked_one(tmp_path, module, flags):
+    (tmp_path / "mine.txt").write_text("kept")
+    with resume.lock_workdir(tmp_path):  # this process holds it; the script is another one
+        before = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+        result = subprocess.run(
+            [sys.executable, "-m", module, f"--workdir={tmp_path}", *flags],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines and "in use by another run" in lines[-1] and f"PID {os.getpid()}" in lines[-1]
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
+    assert after == before

@@ -19,6 +19,7 @@ from absl import app, flags
 
 from experiments.benchmark import harness as benchmarking
 from experiments.shared import cli as _common
+from experiments.shared import resume
 from lstmx.cells import variant_names
 
 
@@ -145,6 +146,9 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+_common.define_wait_for_lock()
+
+
 def main(argv):
     _common.start("experiments.benchmark", argv)
     workdir = _workdir()
@@ -152,6 +156,15 @@ def main(argv):
         _common.writable_directory("output_dir" if FLAGS.output_dir else "workdir", workdir)
     except (ValueError, OSError) as error:
         sys.exit(f"experiments.benchmark: error: {error}")
+    try:
+        with resume.lock_workdir(workdir, wait=FLAGS.wait_for_lock):
+            _run(workdir)
+    except resume.WorkdirLockedError as error:
+        sys.exit(f"experiments.benchmark: error: {error}")
+
+
+def _run(workdir: str) -> None:
+    """Everything after the checks, under the workdir's lock."""
     # Flags are validated above; an exception from here on is a bug and keeps its traceback.
     result = benchmarking.run_benchmark(
         shapes=[benchmarking.parse_shape(text) for text in FLAGS.shapes],

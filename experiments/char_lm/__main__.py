@@ -73,11 +73,7 @@ flags.DEFINE_float("temperature", 1.0, "Sampling temperature (> 0; lower is gree
 flags.DEFINE_integer("sample_length", 400, "Characters to sample.", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Seed for initialisation, batches, dropout and sampling.")
 flags.DEFINE_string("workdir", "runs/char_lm", "Directory for the record and checkpoints.")
-flags.DEFINE_bool(
-    "wait_for_lock",
-    False,
-    "If another run holds --workdir, wait for it to end instead of exiting at once.",
-)
+_common.define_wait_for_lock()
 
 flags.register_validator(
     "variant",

@@ -59,11 +59,7 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "output_dir", None, "Deprecated alias of --workdir, kept so existing commands still run."
 )
-flags.DEFINE_bool(
-    "wait_for_lock",
-    False,
-    "If another run holds the workdir, wait for it to end instead of exiting at once.",
-)
+_common.define_wait_for_lock()
 
 flags.register_validator(
     "variants",

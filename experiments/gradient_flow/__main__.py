@@ -23,7 +23,7 @@ from absl import app, flags
 from experiments.gradient_flow import report
 from experiments.run import model as task_model
 from experiments.shared import cli as _common
-from experiments.shared import training
+from experiments.shared import resume, training
 from lstmx import diagnostics, tasks
 from lstmx.cells import variant_names
 
@@ -117,6 +117,9 @@ def measure(name: str, xs: jax.Array) -> list[report.FlowCurve]:
     return curves
 
 
+_common.define_wait_for_lock()
+
+
 def main(argv):
     _common.start("experiments.gradient_flow", argv)
     workdir = _workdir()
@@ -124,6 +127,15 @@ def main(argv):
         _common.writable_directory("output_dir" if FLAGS.output_dir else "workdir", workdir)
     except (ValueError, OSError) as error:
         sys.exit(f"experiments.gradient_flow: error: {error}")
+    try:
+        with resume.lock_workdir(workdir, wait=FLAGS.wait_for_lock):
+            _run(workdir)
+    except resume.WorkdirLockedError as error:
+        sys.exit(f"experiments.gradient_flow: error: {error}")
+
+
+def _run(workdir: str) -> None:
+    """Everything after the checks, under the workdir's lock."""
     data_key = jax.random.fold_in(jax.random.key(FLAGS.seed), 2**20)  # apart from training's
     xs, _ = tasks.adding_task(data_key, FLAGS.batch_size, FLAGS.length)
     curves = [curve for name in dict.fromkeys(FLAGS.variants) for curve in measure(name, xs)]

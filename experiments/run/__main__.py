@@ -116,11 +116,7 @@ flags.DEFINE_integer("checkpoint_every", 1, "Evaluations between checkpoints.", 
 flags.DEFINE_string(
     "workdir", "runs/default", "Directory for records, checkpoints and the summary."
 )
-flags.DEFINE_bool(
-    "wait_for_lock",
-    False,
-    "If another run holds --workdir, wait for it to end instead of exiting at once.",
-)
+_common.define_wait_for_lock()
 flags.DEFINE_bool(
     "distributed",
     False,

@@ -41,3 +41,12 @@ def require_directory_path(flag: str) -> None:
         lambda path: bool(path) and not os.path.isfile(path),
         message=f"--{flag} must be a directory path, not an existing file.",
     )
+
+
+def define_wait_for_lock() -> None:
+    """Defines ``--wait_for_lock``: wait for a run holding ``--workdir`` instead of exiting."""
+    flags.DEFINE_bool(
+        "wait_for_lock",
+        False,
+        "If another run holds --workdir, wait for it to end instead of exiting at once.",
+    )
