@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from lstmx import _checks
+from lstmx._fused import make_fast_scan
 
 Array = jax.Array
 Params = Any
@@ -247,3 +248,9 @@ def drop_gates(step_with_gates: Callable[..., tuple[State, Array, dict]]) -> Cal
         return new_state, y
 
     return step
+
+
+def fused_scan(options: Any, project_inputs: Callable, pointwise: Callable) -> Callable:
+    """The fast path (:func:`lstmx._fused.make_fast_scan`) of a cell module whose step is
+    ``pointwise(options, params, state, project_inputs(options, params, x), h W_h)``."""
+    return make_fast_scan(partial(project_inputs, options), partial(pointwise, options))

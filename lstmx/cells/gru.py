@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 
 from lstmx import _checks
-from lstmx._fused import make_fast_scan
 from lstmx.cells import base
 from lstmx.cells.base import Array
 
@@ -82,7 +81,7 @@ def gru(
     # followed by elementwise work; it runs on autodiff of lax.scan.
     fast_scan = None
     if reset_after:
-        fast_scan = make_fast_scan(partial(project_inputs, options), partial(pointwise, options))
+        fast_scan = base.fused_scan(options, project_inputs, pointwise)
     return base.make_cell(options, init_params, initial_state, step_with_gates, fast_scan)
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -40,7 +39,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from lstmx import _checks
-from lstmx._fused import make_fast_scan
 from lstmx.cells import base
 
 Array = jax.Array
@@ -280,7 +278,7 @@ def lstm(
         proj_clip=proj_clip,
         layer_norm=layer_norm,
     )
-    fast_scan = make_fast_scan(partial(project_inputs, options), partial(pointwise, options))
+    fast_scan = base.fused_scan(options, project_inputs, pointwise)
     return base.make_cell(
         options, init_params, initial_state, step_with_gates, fast_scan, output_size=options.h_size
     )

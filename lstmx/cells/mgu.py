@@ -26,7 +26,6 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 
 from lstmx import _checks
-from lstmx._fused import make_fast_scan
 from lstmx.cells import base
 from lstmx.cells.base import Array
 
@@ -77,7 +76,7 @@ class MGUOptions:
 def mgu(hidden_size: int, *, reset_gate: bool = True) -> base.Cell:
     """A minimal gated unit (equations in this module's docstring; see :class:`MGUOptions`)."""
     options = MGUOptions(hidden_size, reset_gate=reset_gate)
-    fast_scan = make_fast_scan(partial(project_inputs, options), partial(pointwise, options))
+    fast_scan = base.fused_scan(options, project_inputs, pointwise)
     return base.make_cell(options, init_params, initial_state, step_with_gates, fast_scan)
 
 

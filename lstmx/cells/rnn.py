@@ -10,7 +10,6 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 
 from lstmx import _checks
-from lstmx._fused import make_fast_scan
 from lstmx.cells import base
 from lstmx.cells.base import Array
 
@@ -46,7 +45,7 @@ def rnn(hidden_size: int, activation: Callable[[Array], Array] = jnp.tanh) -> ba
     """An Elman RNN cell, initialised like the LSTM: lecun-normal ``w_x``, orthogonal
     ``w_h``, zero ``b``."""
     options = RNNOptions(hidden_size, activation)
-    fast_scan = make_fast_scan(partial(project_inputs, options), partial(pointwise, options))
+    fast_scan = base.fused_scan(options, project_inputs, pointwise)
     return base.make_cell(options, init_params, initial_state, step_with_gates, fast_scan)
 
 
