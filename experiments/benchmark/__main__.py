@@ -12,7 +12,6 @@ skipped and the tables say so. Examples:
 Writes WORKDIR/benchmark.json and WORKDIR/benchmark.md and prints the Markdown.
 """
 
-import os
 import sys
 
 from absl import app, flags
@@ -75,13 +74,8 @@ flags.DEFINE_string(
     "BxIxH of the sequence-length sweep.",
 )
 flags.DEFINE_integer("seed", 0, "Seed of the weights and the input.", lower_bound=0)
-flags.DEFINE_string(
-    "workdir",
-    "bench_results",
-    "Where benchmark.json and benchmark.md are written (created if missing).",
-)
-flags.DEFINE_string(
-    "output_dir", None, "Deprecated alias of --workdir, kept so existing commands still run."
+_common.define_workdir(
+    "Where benchmark.json and benchmark.md are written (default: bench_results)."
 )
 
 flags.register_validator(
@@ -115,31 +109,6 @@ flags.register_validator(
     lambda value: _valid(benchmarking.parse_sweep_shape, [value]),
     message="--sweep_shape must be BxIxH with positive integers, e.g. 32x10x128.",
 )
-flags.register_validator(
-    "workdir",
-    lambda path: bool(path) and not os.path.isfile(path),
-    message="--workdir must be a directory path, not an existing file.",
-)
-flags.register_validator(
-    "output_dir",
-    lambda path: path is None or (bool(path) and not os.path.isfile(path)),
-    message="--output_dir must be a directory path, not an existing file.",
-)
-
-
-def _workdir() -> str:
-    """--workdir, or the deprecated --output_dir (with a one-line note) when only it is given."""
-    if FLAGS.output_dir is None:
-        return FLAGS.workdir
-    if FLAGS["workdir"].present and FLAGS.workdir != FLAGS.output_dir:
-        sys.exit(
-            "experiments.benchmark: error: give --workdir or its deprecated alias "
-            "--output_dir, not both."
-        )
-    print(
-        "experiments.benchmark: note: --output_dir is deprecated; use --workdir.", file=sys.stderr
-    )
-    return FLAGS.output_dir
 
 
 def _log(message: str) -> None:
@@ -151,7 +120,7 @@ _common.define_wait_for_lock()
 
 def main(argv):
     _common.start("experiments.benchmark", argv)
-    workdir = _workdir()
+    workdir = _common.workdir_from_flags("experiments.benchmark", "bench_results")
     try:
         _common.writable_directory("output_dir" if FLAGS.output_dir else "workdir", workdir)
     except (ValueError, OSError) as error:

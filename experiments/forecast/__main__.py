@@ -53,12 +53,7 @@ flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate (> 0).")
 flags.DEFINE_float("noise_std", 0.1, "Noise standard deviation of --series=sines (>= 0).")
 flags.DEFINE_integer("seed", 0, "Seed of the sines series and of training.", lower_bound=0)
 flags.DEFINE_integer("plot_length", 200, "Test steps drawn in forecast.png.", lower_bound=1)
-flags.DEFINE_string(
-    "workdir", None, "Where outputs, records and checkpoints go (default: runs/forecast/SERIES)."
-)
-flags.DEFINE_string(
-    "output_dir", None, "Deprecated alias of --workdir, kept so existing commands still run."
-)
+_common.define_workdir("Where outputs, records and checkpoints go (default: runs/forecast/SERIES).")
 _common.define_wait_for_lock()
 
 flags.register_validator(
@@ -81,25 +76,12 @@ flags.register_validator(
     lambda value: 0.0 < value < 1.0,
     message="--test_fraction must lie in (0, 1).",
 )
-for _name in ("workdir", "output_dir"):
-    flags.register_validator(
-        _name,
-        lambda path: path is None or (bool(path) and not os.path.isfile(path)),
-        message=f"--{_name} must be a directory path, not an existing file.",
-    )
-flags.register_multi_flags_validator(
-    ["workdir", "output_dir"],
-    lambda values: None in values.values() or values["workdir"] == values["output_dir"],
-    message="give --workdir or its deprecated alias --output_dir, not both.",
-)
 
 
 def main(argv):
     name = "experiments.forecast"
     _common.start(name, argv)
-    if FLAGS.output_dir is not None:
-        print(f"{name}: note: --output_dir is deprecated; use --workdir.", file=sys.stderr)
-    workdir = FLAGS.workdir or FLAGS.output_dir or os.path.join("runs", "forecast", FLAGS.series)
+    workdir = _common.workdir_from_flags(name, os.path.join("runs", "forecast", FLAGS.series))
     try:
         config = forecast.Config(
             series=FLAGS.series,

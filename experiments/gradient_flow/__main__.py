@@ -44,44 +44,13 @@ flags.DEFINE_integer(
 flags.DEFINE_integer(
     "seed", 0, "Seed of the initialisation, training and sequences.", lower_bound=0
 )
-flags.DEFINE_string(
-    "workdir", "runs/gradient_flow", "Directory for the CSV files and plot (created if missing)."
-)
-flags.DEFINE_string(
-    "output_dir", None, "Deprecated alias of --workdir, kept so existing commands still run."
-)
+_common.define_workdir("Directory for the CSV files and plot (default: runs/gradient_flow).")
 
 flags.register_validator(
     "variants",
     lambda names: bool(names) and all(name in variant_names() for name in names),
     message=f"--variants must be a non-empty list of: {', '.join(variant_names())}.",
 )
-flags.register_validator(
-    "workdir",
-    lambda path: bool(path) and not os.path.isfile(path),
-    message="--workdir must be a directory path, not an existing file.",
-)
-flags.register_validator(
-    "output_dir",
-    lambda path: path is None or (bool(path) and not os.path.isfile(path)),
-    message="--output_dir must be a directory path, not an existing file.",
-)
-
-
-def _workdir() -> str:
-    """--workdir, or the deprecated --output_dir (with a one-line note) when only it is given."""
-    if FLAGS.output_dir is None:
-        return FLAGS.workdir
-    if FLAGS["workdir"].present and FLAGS.workdir != FLAGS.output_dir:
-        sys.exit(
-            "experiments.gradient_flow: error: give --workdir or its deprecated alias "
-            "--output_dir, not both."
-        )
-    print(
-        "experiments.gradient_flow: note: --output_dir is deprecated; use --workdir.",
-        file=sys.stderr,
-    )
-    return FLAGS.output_dir
 
 
 def measure(name: str, xs: jax.Array) -> list[report.FlowCurve]:
@@ -122,7 +91,7 @@ _common.define_wait_for_lock()
 
 def main(argv):
     _common.start("experiments.gradient_flow", argv)
-    workdir = _workdir()
+    workdir = _common.workdir_from_flags("experiments.gradient_flow", "runs/gradient_flow")
     try:
         _common.writable_directory("output_dir" if FLAGS.output_dir else "workdir", workdir)
     except (ValueError, OSError) as error:

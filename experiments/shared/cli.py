@@ -50,3 +50,34 @@ def define_wait_for_lock() -> None:
         False,
         "If another run holds --workdir, wait for it to end instead of exiting at once.",
     )
+
+
+def define_workdir(help_text: str) -> None:
+    """Defines ``--workdir`` and its deprecated alias ``--output_dir``, both validated.
+
+    Each must name a directory, not an existing file; giving both with different values is
+    refused. The default lies with the script (:func:`workdir_from_flags`), so that giving
+    only ``--output_dir`` is not mistaken for giving both.
+    """
+    flags.DEFINE_string("workdir", None, help_text)
+    flags.DEFINE_string(
+        "output_dir", None, "Deprecated alias of --workdir, kept so existing commands still run."
+    )
+    for name in ("workdir", "output_dir"):
+        flags.register_validator(
+            name,
+            lambda path: path is None or (bool(path) and not os.path.isfile(path)),
+            message=f"--{name} must be a directory path, not an existing file.",
+        )
+    flags.register_multi_flags_validator(
+        ["workdir", "output_dir"],
+        lambda values: None in values.values() or values["workdir"] == values["output_dir"],
+        message="give --workdir or its deprecated alias --output_dir, not both.",
+    )
+
+
+def workdir_from_flags(program: str, default: str) -> str:
+    """``--workdir``, else ``--output_dir`` (with a one-line deprecation note), else ``default``."""
+    if flags.FLAGS.output_dir is not None:
+        print(f"{program}: note: --output_dir is deprecated; use --workdir.", file=sys.stderr)
+    return flags.FLAGS.workdir or flags.FLAGS.output_dir or default
