@@ -29,6 +29,7 @@ Series generators (numpy, float64, deterministic):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import math
 import os
@@ -321,8 +322,13 @@ class Forecaster(NamedTuple):
     horizon: int
 
 
+@functools.lru_cache(maxsize=32)
 def make_forecaster(variant_name: str, hidden_size: int, horizon: int) -> Forecaster:
-    """Builds a forecaster from a named variant (:func:`lstmx.variant`)."""
+    """Builds a forecaster from a named variant (:func:`lstmx.variant`).
+
+    Cached, and ``predict`` is jitted, so the record and the plot of one variant share one
+    compiled prediction.
+    """
     cell = variant(variant_name, hidden_size)
     horizon = _checks.positive_int("horizon", horizon)
 
@@ -334,7 +340,7 @@ def make_forecaster(variant_name: str, hidden_size: int, horizon: int) -> Foreca
         _, ys = scan(cell, params.cell, inputs[..., None])
         return apply_readout(params, ys[..., -1, :])
 
-    return Forecaster(init, predict, horizon)
+    return Forecaster(init, jax.jit(predict), horizon)
 
 
 def make_trainer(
@@ -502,7 +508,7 @@ def _experiment(
 
     def make_record(outcome: resume.Outcome, index: int) -> dict:
         params = jax.tree_util.tree_map(lambda leaf: leaf[index], outcome.state.params)
-        prediction = scale(jax.jit(forecaster.predict)(params, windows[2]))
+        prediction = scale(forecaster.predict(params, windows[2]))
         total, per_step = mse(prediction, test_targets)
         variance = float(np.var(test_targets))
         return {
@@ -605,7 +611,7 @@ def run_forecast(
             outcome = resume.run(experiment, log=log).outcome
             forecaster = make_forecaster(name, config.hidden_size, config.horizon)
             params = jax.tree_util.tree_map(lambda leaf: leaf[0], outcome.state.params)
-            prediction = scale(jax.jit(forecaster.predict)(params, windows[2]))
+            prediction = scale(forecaster.predict(params, windows[2]))
             add(name, "recurrent", prediction, outcome.num_params, outcome.wall_time)
     return {
         "config": config.to_dict(),
