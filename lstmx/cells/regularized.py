@@ -125,7 +125,7 @@ def regularized(
     options = RegularizedOptions(
         cell, zoneout_h, zoneout_c, input_dropout, recurrent_dropout, candidate_dropout
     )
-    fields = getattr(cell.initial_state(()), "_fields", ())
+    fields = getattr(jax.eval_shape(lambda: cell.initial_state(())), "_fields", ())
     for rate, field in ((zoneout_h, "h"), (zoneout_c, "c"), (recurrent_dropout, "h")):
         if rate and field not in fields:
             raise ValueError(
