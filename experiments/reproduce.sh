@@ -1,26 +1,75 @@
 #!/usr/bin/env bash
-# Reproduces the README's literature tables (Arjovsky et al. 2016; Tallec & Ollivier 2018)
-# at a budget a 2-core CPU can afford. Each command resumes where it stopped if killed.
+# Reruns every study whose records are published under docs/results/ (README, "Results").
+#
+#   bash experiments/reproduce.sh                      # every study, in order
+#   bash experiments/reproduce.sh greff_adding_T100    # one study
+#
+# Each study trains into runs/<study>/ and resumes where it stopped if killed. When a study
+# finishes, its table is printed by
+#   python -m experiments.compare --workdir=runs/<study>
+# and the published one by the same command on docs/results/<study>.
+#
+# One protocol for every variant of a study (README, "Results": how it was chosen):
+# hidden 64, RMSProp lr 1e-3 decay 0.9, elementwise gradient clipping at 1, 5 seeds
+# (0-4) trained together, 500 fresh held-out sequences per seed and evaluation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run="python -m experiments.run"
 
-# Adding problem, T = 100 and 200: gated cells solve it, the tanh RNN stays near 1/6.
-$run --task=adding --length=100 --variants=lstm,peephole,cifg,gru,rnn --seeds=3 \
-     --steps=2500 --batch_size=50 --eval_every=250 --workdir=runs/adding
-# Copy memory, T = 100: the LSTM beats the memoryless baseline 0.1733.
-$run --task=copy --length=100 --variants=lstm,gru,rnn --seeds=3 \
-     --steps=4000 --batch_size=20 --eval_every=250 --workdir=runs/copy
-# Copy memory, T = 200: chrono initialisation against the default.
-$run --task=copy --length=200 --variants=lstm --seeds=3 \
-     --steps=4000 --batch_size=20 --eval_every=250 --workdir=runs/copy
-$run --task=copy --length=200 --variants=lstm --seeds=3 --init=chrono \
-     --steps=4000 --batch_size=20 --eval_every=250 --workdir=runs/copy
-# The same chrono comparison at T = 100, where 4000 steps are enough to see a difference.
-$run --task=copy --length=100 --variants=lstm --seeds=3 --init=chrono \
-     --steps=4000 --batch_size=20 --eval_every=250 --workdir=runs/copy
-$run --task=adding --length=200 --variants=lstm,peephole,cifg,gru,rnn --seeds=2 \
-     --steps=3000 --batch_size=50 --eval_every=250 --workdir=runs/adding
+# Greff et al. (2017)'s vanilla LSTM V (peephole) and its ablations (np = V without
+# peepholes is lstm), then the GRU, this round's cells and the tanh RNN.
+GREFF_VARIANTS=peephole,lstm,nfg,noaf,cifg,nig,nog,niaf,fgr,gru,mgu,indrnn,min_gru,min_lstm,slstm,lstmp,ln_lstm,rnn
+COMMON=(--hidden_size=64 --seeds=5 --optimizer=rmsprop --learning_rate=1e-3 --clip=1 --clip_mode=value)
 
-python -m experiments.compare --workdir=runs/adding
-python -m experiments.compare --workdir=runs/copy
+run() { python -m experiments.run "${COMMON[@]}" "$@"; }
+
+# study() names the workdir and writes study.json (the study's reference variant, read
+# by experiments.compare) before training.
+study() {
+  local name=$1 reference=$2
+  mkdir -p "runs/$name"
+  printf '{"reference": "%s"}\n' "$reference" > "runs/$name/study.json"
+  echo "runs/$name"
+}
+
+greff_adding_T100() {
+  run --task=adding --length=100 --variants=$GREFF_VARIANTS --steps=2000 --batch_size=50 \
+      --eval_every=200 --workdir="$(study greff_adding_T100 peephole)"
+}
+
+greff_adding_T200() {
+  run --task=adding --length=200 --variants=$GREFF_VARIANTS --steps=2000 --batch_size=50 \
+      --eval_every=200 --workdir="$(study greff_adding_T200 peephole)"
+}
+
+greff_copy_T100() {
+  run --task=copy --length=100 --variants=$GREFF_VARIANTS --steps=4000 --batch_size=20 \
+      --eval_every=250 --workdir="$(study greff_copy_T100 peephole)"
+}
+
+# Tallec & Ollivier (2018): chrono initialisation against the default on copy at T = 200.
+chrono_copy_T200() {
+  local workdir
+  workdir="$(study chrono_copy_T200 lstm)"
+  run --task=copy --length=200 --variants=lstm --steps=12000 --batch_size=20 \
+      --eval_every=500 --workdir="$workdir"
+  run --task=copy --length=200 --variants=lstm --init=chrono --steps=12000 --batch_size=20 \
+      --eval_every=500 --workdir="$workdir"
+}
+
+# Li et al. (2018): IndRNN (two layers, |u| <= 2^(1/T)) on the adding problem at T = 1000.
+indrnn_adding_T1000() {
+  run --task=adding --length=1000 --variants=indrnn --num_layers=2 --steps=3000 \
+      --batch_size=50 --eval_every=250 --workdir="$(study indrnn_adding_T1000 indrnn)"
+}
+
+STUDIES=(greff_adding_T100 greff_copy_T100 greff_adding_T200 chrono_copy_T200 indrnn_adding_T1000)
+
+if [[ $# -eq 0 ]]; then set -- "${STUDIES[@]}"; fi
+for name in "$@"; do
+  if [[ ! " ${STUDIES[*]} " == *" $name "* ]]; then
+    echo "unknown study $name; known: ${STUDIES[*]}" >&2
+    exit 2
+  fi
+  "$name"
+  python -m experiments.compare --workdir="runs/$name"
+done

@@ -9,6 +9,9 @@ per skipped record to stderr::
     python -m experiments.compare --workdir=runs/copy --solve_fraction=0.05 --output_dir=/tmp/c
     python -m experiments.compare --workdir=runs/copy --reference=gru
 
+A study's workdir may name its reference variant in ``study.json`` (see
+:func:`experiments.compare.loading.study_reference`); ``--reference`` overrides it.
+
 The statistics, the test and the corrections are defined in :mod:`experiments.compare.tables`
 and :mod:`experiments.compare.stats`.
 """
@@ -45,14 +48,15 @@ _OUTPUT_DIR = flags.DEFINE_string(
 
 _REFERENCE = flags.DEFINE_string(
     "reference",
-    compare.REFERENCE_VARIANT,
+    None,
     "The variant (record label) every other variant of the same task and length is tested "
-    "against: Welch's t-test, Holm-Bonferroni adjusted, and Hedges' g.",
+    "against: Welch's t-test, Holm-Bonferroni adjusted, and Hedges' g. Default: the "
+    f'"reference" of WORKDIR/study.json if there is one, else {compare.REFERENCE_VARIANT!r}.',
 )
 
 flags.register_validator(
     "reference",
-    lambda v: bool(v and v.strip()),
+    lambda v: v is None or bool(v.strip()),
     message="must be a variant name, not empty",
 )
 flags.register_validator(
@@ -83,7 +87,10 @@ def main(argv: list[str]) -> int | str:
     workdir = Path(_WORKDIR.value)
     output_dir = Path(_OUTPUT_DIR.value) if _OUTPUT_DIR.value else workdir
     fraction = _SOLVE_FRACTION.value
-    reference = _REFERENCE.value
+    try:
+        reference = _REFERENCE.value or loading.study_reference(workdir)
+    except ValueError as e:
+        return f"error: {e}"
 
     records, problems = compare.load_records(workdir)
     for problem in problems:

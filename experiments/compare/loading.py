@@ -34,6 +34,7 @@ __all__ = [
     "is_diverged",
     "label",
     "load_records",
+    "study_reference",
     "variant_order",
 ]
 
@@ -125,6 +126,32 @@ def check_record(rec: Any) -> str | None:
         if not _is_int(point["step"]) or not _is_loss(point["loss"]):
             return f"'history[{i}]' has a non-integer step or non-numeric loss: {point!r}"
     return None
+
+
+def study_reference(workdir: str | os.PathLike[str]) -> str:
+    """The reference variant a study declares in ``workdir/study.json``, else ``lstm``.
+
+    A study whose ablations are one change away from another variant (Greff et al.'s are
+    from the peephole LSTM) says so in ``{"reference": "peephole"}``, so that
+    ``python -m experiments.compare --workdir=...`` prints its published table unflagged.
+
+    Raises:
+      ValueError: the file exists but is not a JSON object with a string ``reference``.
+    """
+    path = Path(workdir) / "study.json"
+    if not path.exists():
+        return REFERENCE_VARIANT
+    try:
+        study = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read {path}: {e}") from None
+    reference = study.get("reference") if isinstance(study, dict) else None
+    if not isinstance(reference, str) or not reference.strip():
+        raise ValueError(
+            f'{path} must be a JSON object with a variant name under "reference", '
+            f'e.g. {{"reference": "peephole"}}; got {study!r}'
+        )
+    return reference
 
 
 def load_records(workdir: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], list[str]]:

@@ -167,16 +167,27 @@ class Config:
         return regularization.to_dict(settings)
 
 
+def sequence_length(config: Config) -> int:
+    """Steps the cell runs: ``T + 20`` for copy (delay plus the symbols), ``T`` for adding."""
+    return config.length + tasks.COPY_LENGTH * 2 if config.task == "copy" else config.length
+
+
 def task_baseline(task: str, length: int) -> float:
     """The memoryless baseline loss of a task (copy: 10 ln 8 / (T + 20); adding: 1/6)."""
     return tasks.copy_baseline(length) if task == "copy" else tasks.adding_baseline()
 
 
 def make_cell(config: Config) -> Cell:
-    """The config's variant, each layer regularised if a rate is > 0, ``num_layers`` deep."""
+    """The config's variant, each layer regularised if a rate is > 0, ``num_layers`` deep.
+
+    ``indrnn`` runs with Li et al. (2018)'s recurrent-weight bound ``2 ** (1 / T)`` for the
+    task's sequence length ``T`` (the rule of their adding-problem experiments).
+    """
     options: dict[str, Any] = {}
     if config.init == "chrono" and config.variant != "rnn":
         options = {"init": "chrono", "t_max": config.t_max}
+    if config.variant == "indrnn":
+        options["recurrent_max"] = 2 ** (1 / sequence_length(config))
     layer = variant(config.variant, config.hidden_size, **options)
     layers = [regularization.regularize(layer, config, config.variant)] * config.num_layers
     return layers[0] if config.num_layers == 1 else stack(layers)
