@@ -2,27 +2,35 @@ r"""The fast sequence path: a scan with a hand-made VJP.
 
 For a cell whose step is ``pointwise(params, state, project_inputs(params, x),
 state.h @ w_h)`` (an input projection, one recurrent GEMM, then elementwise work), this
-module runs the sequence with ``lax.scan`` and differentiates it by hand:
+module runs the sequence with ``lax.scan`` and differentiates it by hand, keeping in the
+forward loop what the backward needs, as cuDNN's reserve space does:
 
-* forward: the plain loop, keeping only each step's incoming state as residual;
-* backward: a reverse loop that recomputes each step's projections from that state and
-  takes the VJP of the elementwise part, sending ``dh_{t-1} += dz_t W_hᵀ`` around the loop;
+* forward: the plain loop, saving each step's incoming state and either the cell's own
+  residuals (a :class:`HandBackward`: post-activation gates, ``tanh(c_t)``...) or, for a
+  cell without one, the two projections ``x_proj`` and ``hh``;
+* backward: a reverse loop with no GEMM but ``dh_{t-1} += dz_t W_hᵀ``: the cell's
+  hand-written elementwise backward, or else the VJP of ``pointwise`` at the saved
+  projections (autodiff of elementwise work only; nothing is recomputed through a GEMM);
 * after the loop, every weight gradient as one GEMM over all steps:
   :math:`dW_h = \sum_t h_{t-1}^\top dz_t`, and the input kernel's and bias's gradients
   (with ``d xs``) as the VJP of ``project_inputs`` over the whole sequence; autodiff of
   ``lax.scan`` instead accumulates T small GEMMs inside the backward loop.
 
-The input projection stays inside the loop on purpose. Measured on XLA:CPU (jax 0.10):
-hoisting it out as one ``[T*B, I] @ [I, G*H]`` GEMM made the forward loop 2-2.5x slower,
-because each step then reads its slice of a large ``[T, B, G*H]`` array inside the gate
-fusion; projecting ``[B, I]`` per step costs little and keeps the loop fast.
+Measured interleaved on XLA:CPU (2-core AMD EPYC, jax 0.10; README "Speed"): recomputing
+the projections in the backward loop cost 6-13 % of a training step, autodiff of the LSTM's
+elementwise part another 5-10 %.
+
+The input projection stays inside the loop on purpose: hoisting it out as one
+``[T*B, I] @ [I, G*H]`` GEMM made the forward loop 2-2.5x slower, because each step then
+reads its slice of a large ``[T, B, G*H]`` array inside the gate fusion; projecting
+``[B, I]`` per step costs little and keeps the loop fast.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,14 +41,23 @@ Array = jax.Array
 Pointwise = Callable[[Any, Any, Array, Array], tuple[Any, Array, Any]]
 
 
-def _masked(pointwise: Pointwise, params, state, x_proj, hh, valid):
-    """One step; where ``valid`` is False the state is kept and the output is zero."""
-    new_state, y = pointwise(params, state, x_proj, hh)[:2]  # the gates are not needed here
-    if valid is None:
-        return new_state, y
-    valid = valid[..., None]
-    new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(valid, a, b), new_state, state)
-    return new_state, jnp.where(valid, y, jnp.zeros_like(y))
+class HandBackward(NamedTuple):
+    """A cell's elementwise step split into a saving forward and a hand-written backward.
+
+    Attributes:
+      forward: ``forward(params, state, x_proj, hh) -> (new_state, y, residuals)``, the
+        values of ``pointwise`` plus what ``backward`` needs (a pytree of arrays).
+      backward: ``backward(params, state, residuals, d_new_state, dy) -> (d_params,
+        d_state, d_x_proj, d_hh)``: the VJP of ``forward``'s ``(new_state, y)`` at
+        ``(params, state, x_proj, hh)``. ``d_params`` has ``params``'s structure with
+        ``w_x`` and ``w_h`` None; ``d_state.h`` leaves out the path through ``hh`` (the
+        loop adds ``d_hh W_hᵀ``); ``d_hh`` None means "equal to ``d_x_proj``" (a cell
+        that reads only ``x_proj + hh``), which spares the loop a second ``[T, B, G*H]``
+        output.
+    """
+
+    forward: Callable[..., tuple[Any, Array, Any]]
+    backward: Callable[..., tuple[Any, Any, Array, Array]]
 
 
 def _elementwise_params(params):
@@ -48,7 +65,13 @@ def _elementwise_params(params):
     return params._replace(w_x=None, w_h=None)
 
 
-def make_fast_scan(project_inputs: Callable, pointwise: Pointwise) -> Callable:
+def _where(valid, a, b):
+    return jax.tree_util.tree_map(lambda x, y: jnp.where(valid, x, y), a, b)
+
+
+def make_fast_scan(
+    project_inputs: Callable, pointwise: Pointwise, hand: HandBackward | None = None
+) -> Callable:
     """Builds ``fast_scan(params, state, xs, valid, reverse, unroll)``.
 
     Args:
@@ -58,6 +81,8 @@ def make_fast_scan(project_inputs: Callable, pointwise: Pointwise) -> Callable:
       pointwise: ``pointwise(params, state, x_proj_t, hh_t) -> (state, y, gates)`` with
         ``hh_t = state.h @ params.w_h``; it must not read ``params.w_x`` or ``params.w_h``.
         The gates are dropped.
+      hand: the cell's hand-written backward of ``pointwise``, or None to differentiate
+        ``pointwise`` by autodiff at the saved projections.
 
     Returns:
       A function of ``params``, the initial ``state``, ``xs [T, *batch, I]``, ``valid``
@@ -65,43 +90,59 @@ def make_fast_scan(project_inputs: Callable, pointwise: Pointwise) -> Callable:
       ``(final_state, ys [T, *batch, O])``; reverse-mode differentiable in params, state
       and xs.
     """
+    if hand is None:
 
-    def forward_loop(params, state, xs, valid, reverse, unroll, keep_states):
+        def forward_saving(params, state, x_proj, hh):
+            new_state, y = pointwise(params, state, x_proj, hh)[:2]
+            return new_state, y, (x_proj, hh)
+
+        def backward(small, state, saved, d_state, dy):
+            x_proj, hh = saved
+            _, vjp = jax.vjp(lambda *a: pointwise(*a)[:2], small, state, x_proj, hh)
+            return vjp((d_state, dy))
+
+    else:
+        forward_saving, backward = hand
+
+    def forward_loop(params, state, xs, valid, reverse, unroll, keep):
         def body(state, inputs):
             x_t, valid_t = inputs
             x_proj = project_inputs(params, x_t)
-            hh = state.h @ params.w_h
-            new_state, y = _masked(pointwise, params, state, x_proj, hh, valid_t)
-            return new_state, ((y, state) if keep_states else y)
+            new_state, y, saved = forward_saving(params, state, x_proj, state.h @ params.w_h)
+            if valid_t is not None:  # where False, the state is kept and the output is zero
+                new_state = _where(valid_t[..., None], new_state, state)
+                y = jnp.where(valid_t[..., None], y, jnp.zeros_like(y))
+            return new_state, ((y, (state, saved)) if keep else y)
 
         return lax.scan(body, state, (xs, valid), reverse=reverse, unroll=unroll)
 
     @partial(jax.custom_vjp, nondiff_argnums=(4, 5))
     def fast_scan(params, state, xs, valid, reverse, unroll):
-        return forward_loop(params, state, xs, valid, reverse, unroll, keep_states=False)
+        return forward_loop(params, state, xs, valid, reverse, unroll, keep=False)
 
     def fast_scan_forward(params, state, xs, valid, reverse, unroll):
-        final, (ys, states) = forward_loop(params, state, xs, valid, reverse, unroll, True)
-        return (final, ys), (params, states, xs, valid)
+        final, (ys, saved) = forward_loop(params, state, xs, valid, reverse, unroll, keep=True)
+        return (final, ys), (params, saved, xs, valid)
 
     def fast_scan_backward(reverse, unroll, residuals, cotangents):
-        params, states, xs, valid = residuals
+        params, (states, saved), xs, valid = residuals
         d_final, d_ys = cotangents
         w_h = params.w_h
         small = _elementwise_params(params)
 
         def body(carry, inputs):
             d_state, d_small = carry
-            state, x_t, valid_t, dy_t = inputs
-            x_proj = project_inputs(params, x_t)
-            hh = state.h @ w_h
-
-            def step(small, state, x_proj, hh):
-                return _masked(pointwise, small, state, x_proj, hh, valid_t)
-
-            _, vjp = jax.vjp(step, small, state, x_proj, hh)
-            d_small_t, d_prev, d_x_proj, d_hh = vjp((d_state, dy_t))
-            d_prev = d_prev._replace(h=d_prev.h + d_hh @ w_h.T)
+            state, saved_t, valid_t, dy_t = inputs
+            d_kept = None
+            if valid_t is not None:  # a kept step passes d_state through untouched
+                mask = valid_t[..., None]
+                d_kept = _where(mask, jax.tree_util.tree_map(jnp.zeros_like, d_state), d_state)
+                d_state = _where(mask, d_state, jax.tree_util.tree_map(jnp.zeros_like, d_state))
+                dy_t = jnp.where(mask, dy_t, jnp.zeros_like(dy_t))
+            d_small_t, d_prev, d_x_proj, d_hh = backward(small, state, saved_t, d_state, dy_t)
+            d_prev = d_prev._replace(h=d_prev.h + (d_x_proj if d_hh is None else d_hh) @ w_h.T)
+            if d_kept is not None:
+                d_prev = jax.tree_util.tree_map(jnp.add, d_prev, d_kept)
             d_small = jax.tree_util.tree_map(jnp.add, d_small, d_small_t)
             return (d_prev, d_small), (d_x_proj, d_hh)
 
@@ -109,16 +150,21 @@ def make_fast_scan(project_inputs: Callable, pointwise: Pointwise) -> Callable:
         (d_state, d_small), (d_x_proj, d_hh) = lax.scan(
             body,
             (d_final, zeros),
-            (states, xs, valid, d_ys),
+            (states, saved, valid, d_ys),
             reverse=not reverse,
             unroll=unroll,
         )
+        if d_hh is None:
+            d_hh = d_x_proj
         # dW_h = sum over steps and batch of h_{t-1}^T dz_t, as one GEMM.
         h_prev = states.h.reshape(-1, states.h.shape[-1])
         d_w_h = h_prev.T @ d_hh.reshape(-1, d_hh.shape[-1])
-        # The input kernel's and bias's gradients and d xs: one VJP over the sequence.
-        _, project_vjp = jax.vjp(project_inputs, params, xs)
-        d_projection, d_xs = project_vjp(d_x_proj)
+        # The input kernel's and bias's gradients and d xs: one VJP over the sequence, its
+        # rows flattened so that dW_x is one plain [I, T*B] @ [T*B, G*H] GEMM.
+        flat_xs = xs.reshape(-1, xs.shape[-1])
+        _, project_vjp = jax.vjp(project_inputs, params, flat_xs)
+        d_projection, d_xs = project_vjp(d_x_proj.reshape(-1, d_x_proj.shape[-1]))
+        d_xs = d_xs.reshape(xs.shape)
         d_params = jax.tree_util.tree_map(
             jnp.add, d_projection._replace(w_x=None, w_h=None), d_small
         )._replace(w_x=d_projection.w_x, w_h=d_w_h)

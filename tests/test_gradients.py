@@ -18,15 +18,28 @@ import lstmx
 @pytest.mark.parametrize(
     "name, run, modes",
     [
-        # The fast path has a custom VJP, so only reverse mode goes through it: an LSTM
-        # with peepholes and full gate recurrence, and the GRU.
+        # The fast path has a custom VJP, so only reverse mode goes through it. Autodiff
+        # of the elementwise part at saved projections: full gate recurrence. Hand-written
+        # backwards (lstmx.cells.lstm_backward, gru.hand_backward): peepholes, CIFG (with
+        # peepholes), a linear block input (NIAF), the GRU.
         ("fgr", lstmx.scan, ("rev",)),
+        ("peephole", lstmx.scan, ("rev",)),
+        ("cifg", lstmx.scan, ("rev",)),
+        ("niaf", lstmx.scan, ("rev",)),
         ("gru", lstmx.scan, ("rev",)),
         # scan_stepwise supports forward mode too; Cho's GRU has no fast path.
         ("peephole", lstmx.scan_stepwise, ("rev", "fwd")),
         ("gru_cho", lstmx.scan_stepwise, ("rev",)),
     ],
-    ids=["fgr-fast_path", "gru-fast_path", "peephole-stepwise", "gru_cho-stepwise"],
+    ids=[
+        "fgr-fast_path",
+        "peephole-fast_path",
+        "cifg-fast_path",
+        "niaf-fast_path",
+        "gru-fast_path",
+        "peephole-stepwise",
+        "gru_cho-stepwise",
+    ],
 )
 def test_check_grads_small_cell(name, run, modes):
     """Derivatives of a scan loss with lengths match finite differences (float64)."""

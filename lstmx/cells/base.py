@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from lstmx import _checks
-from lstmx._fused import make_fast_scan
+from lstmx._fused import HandBackward, make_fast_scan
 
 Array = jax.Array
 Params = Any
@@ -250,7 +250,13 @@ def drop_gates(step_with_gates: Callable[..., tuple[State, Array, dict]]) -> Cal
     return step
 
 
-def fused_scan(options: Any, project_inputs: Callable, pointwise: Callable) -> Callable:
+def fused_scan(
+    options: Any,
+    project_inputs: Callable,
+    pointwise: Callable,
+    hand: HandBackward | None = None,
+) -> Callable:
     """The fast path (:func:`lstmx._fused.make_fast_scan`) of a cell module whose step is
-    ``pointwise(options, params, state, project_inputs(options, params, x), h W_h)``."""
-    return make_fast_scan(partial(project_inputs, options), partial(pointwise, options))
+    ``pointwise(options, params, state, project_inputs(options, params, x), h W_h)``;
+    ``hand`` is the cell's hand-written backward of ``pointwise``, if it has one."""
+    return make_fast_scan(partial(project_inputs, options), partial(pointwise, options), hand)

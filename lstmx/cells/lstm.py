@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from lstmx import _checks
-from lstmx.cells import base
+from lstmx.cells import base, lstm_backward
 
 Array = jax.Array
 
@@ -258,7 +258,8 @@ def lstm(
       A :class:`lstmx.Cell` with :class:`LSTMParams` and :class:`LSTMState`
       (:class:`FGRState` with full gate recurrence). Its ``output_size`` is ``proj_size``
       when set, else ``hidden_size``. Every option, the new ``proj_size``, ``cell_clip``,
-      ``proj_clip`` and ``layer_norm`` included, runs on the fast path (:func:`lstmx.scan`).
+      ``proj_clip`` and ``layer_norm`` included, runs on the fast path (:func:`lstmx.scan`),
+      with a hand-written backward (:mod:`lstmx.cells.lstm_backward`) where it applies.
     """
     options = LSTMOptions(
         hidden_size,
@@ -278,7 +279,8 @@ def lstm(
         proj_clip=proj_clip,
         layer_norm=layer_norm,
     )
-    fast_scan = base.fused_scan(options, project_inputs, pointwise)
+    hand = lstm_backward.hand_backward(options) if lstm_backward.supported(options) else None
+    fast_scan = base.fused_scan(options, project_inputs, pointwise, hand)
     return base.make_cell(
         options, init_params, initial_state, step_with_gates, fast_scan, output_size=options.h_size
     )
