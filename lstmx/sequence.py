@@ -43,6 +43,7 @@ def scan(
     reverse: bool = False,
     time_major: bool = False,
     unroll: int = 1,
+    remat: int | None = None,
 ) -> tuple[State, Array]:
     """Runs ``cell`` over a sequence with ``lax.scan``.
 
@@ -70,6 +71,13 @@ def scan(
         their time positions.
       time_major: whether time is the first axis of ``xs`` and of the outputs.
       unroll: passed to ``lax.scan``.
+      remat: None, or a number of steps ``k``: rematerialisation (gradient checkpointing,
+        Chen et al. 2016). The sequence runs as ``ceil(T / k)`` blocks of ``k`` steps,
+        each under ``jax.checkpoint``: the backward pass keeps only the state at each
+        block's start and recomputes one block's forward at a time, so training memory
+        grows as ``T / k + k`` steps' worth instead of ``T`` (``k ≈ sqrt(T)`` is the
+        minimum), for about one more forward pass of compute. Values and gradients equal
+        those without it. A last partial block is padded with steps that keep the state.
 
     Returns:
       ``(final_state, ys)`` with ``ys`` shaped like ``xs`` but ``cell.output_size`` features.
@@ -85,6 +93,7 @@ def scan(
         reverse=reverse,
         time_major=time_major,
         unroll=unroll,
+        remat=remat,
     )
 
 
@@ -94,7 +103,7 @@ def scan_stepwise(
     """Same contract as :func:`scan`, calling ``cell.step`` once per step.
 
     Takes the same arguments and keyword options (``key``, ``lengths``, ``reverse``,
-    ``time_major``, ``unroll``) as :func:`scan`. The plain reference path, differentiated
+    ``time_major``, ``unroll``, ``remat``) as :func:`scan`. The plain reference path, differentiated
     by autodiff of ``lax.scan`` (forward mode included); :func:`scan` differs only in its
     hand-made VJP. Tests hold :func:`scan` to it.
     """
@@ -113,6 +122,7 @@ def _run(
     reverse=False,
     time_major=False,
     unroll=1,
+    remat=None,
 ):
     """:func:`scan` (``fused=True``) or :func:`scan_stepwise` (``fused=False``)."""
     if not isinstance(cell, Cell):
@@ -122,6 +132,8 @@ def _run(
         layout = "[T, *batch, features]" if time_major else "[*batch, T, features]"
         raise ValueError(f"xs must be {layout} (at least 2 axes), got shape {tuple(xs.shape)}.")
     _checks.positive_int("unroll", unroll)
+    if remat is not None:
+        _checks.positive_int("remat", remat)
     if not isinstance(reverse, bool) or not isinstance(time_major, bool):
         raise TypeError(
             f"reverse and time_major must be bools, got {reverse!r} and {time_major!r}."
@@ -143,11 +155,44 @@ def _run(
         lengths = _check_lengths(lengths, batch_shape, num_steps)
         valid = jnp.arange(num_steps).reshape((num_steps,) + (1,) * lengths.ndim) < lengths[None]
     xs = jnp.moveaxis(xs, time_axis, 0)  # [T, *batch, I]
-    if fused and key is None:
-        final, ys = _fast_scan(cell, params, state, xs, valid, reverse, unroll)
+    times = jnp.arange(num_steps, dtype=jnp.int32)
+
+    def run(state, xs, valid, times):
+        if fused and key is None:
+            return _fast_scan(cell, params, state, xs, valid, reverse, unroll)
+        return _scan_steps(step, params, state, xs, valid, times, reverse, unroll)
+
+    if remat is None:
+        final, ys = run(state, xs, valid, times)
     else:
-        final, ys = _scan_steps(step, params, state, xs, valid, reverse, unroll)
+        final, ys = _run_in_blocks(run, state, xs, valid, times, reverse, remat, batch_shape)
     return final, jnp.moveaxis(ys, 0, time_axis)
+
+
+def _run_in_blocks(run, state, xs, valid, times, reverse, block, batch_shape):
+    """``run(state, xs, valid, times)`` over blocks of ``block`` steps, each under
+    ``jax.checkpoint`` (see ``remat`` in :func:`scan`); time-major arrays."""
+    num_steps = xs.shape[0]
+    num_blocks = -(-num_steps // block)
+    padding = num_blocks * block - num_steps
+    if padding:  # the padded steps are invalid: they keep the state and output zeros
+        if valid is None:
+            valid = jnp.ones((num_steps, *batch_shape), bool)
+        valid = jnp.concatenate([valid, jnp.zeros((padding, *batch_shape), bool)])
+        xs = jnp.concatenate([xs, jnp.zeros((padding, *xs.shape[1:]), xs.dtype)])
+        times = jnp.arange(num_steps + padding, dtype=jnp.int32)
+
+    def blocks(a):
+        return None if a is None else a.reshape(num_blocks, block, *a.shape[1:])
+
+    @jax.checkpoint
+    def one_block(state, inputs):
+        return run(state, *inputs)
+
+    final, ys = lax.scan(
+        one_block, state, (blocks(xs), blocks(valid), blocks(times)), reverse=reverse
+    )
+    return final, ys.reshape(num_blocks * block, *ys.shape[2:])[:num_steps]
 
 
 class StepKey(NamedTuple):
@@ -185,10 +230,9 @@ def _step_with_randomness(cell: Cell, key: Array | None) -> Callable:
     return lambda params, state, x, t: cell.step(params, state, x, key=step_key(key, t))
 
 
-def _scan_steps(step, params, state, inputs, valid, reverse, unroll):
-    """``lax.scan`` of ``step(params, state, x, t)``; where ``valid`` [T, *batch] is False
-    the state is kept."""
-    times = jnp.arange(inputs.shape[0], dtype=jnp.int32)
+def _scan_steps(step, params, state, inputs, valid, times, reverse, unroll):
+    """``lax.scan`` of ``step(params, state, x, t)`` for ``t`` in ``times [T]``; where
+    ``valid`` [T, *batch] is False the state is kept."""
 
     def masked_step(carry, inputs_t):
         x_t, t, valid_t = inputs_t
@@ -209,7 +253,8 @@ def _fast_scan(cell, params, state, xs, valid, reverse, unroll):
     if cell.fast_scan is not None:
         return cell.fast_scan(params, state, xs, valid, reverse, unroll)
     step = _step_with_randomness(cell, None)
-    return _scan_steps(step, params, state, xs, valid, reverse, unroll)
+    times = jnp.arange(xs.shape[0], dtype=jnp.int32)
+    return _scan_steps(step, params, state, xs, valid, times, reverse, unroll)
 
 
 def _check_state_batch(state: State, batch_shape: tuple[int, ...], dtype: Any) -> None:

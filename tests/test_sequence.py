@@ -100,3 +100,42 @@ def test_bidirectional_values_and_shapes():
     # The backward half of sequence 1 starts at its own last step, index 3.
     _, alone = lstmx.scan(lstmx.gru(3), params.backward, xs[1, :4], reverse=True)
     chex.assert_trees_all_close(ys[1, :4, 5:], alone, **F32._asdict())
+
+
+# remat: the fast path (LSTM, GRU), autodiff of lax.scan (Cho's GRU), the parallel scan
+# (minGRU), blocks that divide T, that do not (padding) and longer than T.
+@pytest.mark.parametrize("block", [1, 3, 7, 20])
+@pytest.mark.parametrize("name", ["lstm", "gru", "gru_cho", "min_gru"])
+def test_remat_equals_the_plain_scan_in_values_and_gradients(name, block):
+    cell, params, xs = _setup(name)
+    lengths = jnp.array([7, 4, 0])
+
+    def loss(params, xs, remat, reverse):
+        final, ys = lstmx.scan(cell, params, xs, lengths=lengths, reverse=reverse, remat=remat)
+        return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(final))
+
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)), static_argnums=(2, 3))
+    for reverse in (False, True):
+        chex.assert_trees_all_close(
+            grad(params, xs, block, reverse), grad(params, xs, None, reverse), **F32._asdict()
+        )
+
+
+def test_remat_keeps_a_keyed_cells_masks():
+    """Step t draws step_key(key, t) whatever block it falls in."""
+    cell = lstmx.regularized(lstmx.lstm(5), zoneout_h=0.3, recurrent_dropout=0.2)
+    params = random_params(cell, 4, seed=1)
+    xs = random_like(jax.ShapeDtypeStruct((3, 7, 4), jnp.float32), 2, 1.0)
+    key = jax.random.key(7)
+    chex.assert_trees_all_close(
+        lstmx.scan(cell, params, xs, key=key, remat=3),
+        lstmx.scan(cell, params, xs, key=key),
+        **F32._asdict(),
+    )
+
+
+@pytest.mark.parametrize("remat", [0, -2, 2.5, "4"])
+def test_remat_must_be_a_positive_int(remat):
+    cell, params, xs = _setup("lstm")
+    with pytest.raises((ValueError, TypeError), match="remat"):
+        lstmx.scan(cell, params, xs, remat=remat)
