@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +18,8 @@ import pytest
 from _cli import run_module
 
 from experiments.benchmark import harness as bench
+from experiments.benchmark import memory as memory_benchmark
+from experiments.benchmark import seeds as seeds_benchmark
 from lstmx import convert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,8 +212,14 @@ def test_tiny_run_has_the_expected_layout_and_writes_json_and_markdown(tmp_path)
         warmup=1,
         sweep_steps=[3],
         sweep_shape=bench.SweepShape(2, 2, 4),
+        sweep_variants=["lstm", "min_gru"],
+        seed_counts=[],
+        memory_steps=[],
     )
-    assert set(result) == {"format", "machine", "settings", "skipped", "results", "sweep"}
+    assert set(result) == {
+        "format", "machine", "settings", "skipped", "results", "sweep", "seeds", "memory"
+    }  # fmt: skip
+    assert result["seeds"] == [] and result["memory"] is None
     assert result["format"] == bench.FORMAT and result["skipped"] == {}
     assert {"cpu", "cores", "jax", "flax", "jax_device"} <= set(result["machine"])
     rows = result["results"]
@@ -229,9 +238,10 @@ def test_tiny_run_has_the_expected_layout_and_writes_json_and_markdown(tmp_path)
     sweep = result["sweep"]
     assert [(row["shape"]["steps"], row["contender"], row["mode"]) for row in sweep] == [
         (3, "lstmx:lstm", "train"),
+        (3, "lstmx:min_gru", "train"),
         (3, "flax:LSTMCell", "train"),
     ]
-    assert sweep[0]["ratios"] == {"flax:LSTMCell": sweep[0]["median_ms"] / sweep[1]["median_ms"]}
+    assert sweep[0]["ratios"] == {"flax:LSTMCell": sweep[0]["median_ms"] / sweep[2]["median_ms"]}
 
     paths = bench.write_results(result, tmp_path / "out")
     assert [Path(path).name for path in paths] == ["benchmark.json", "benchmark.md"]
@@ -261,7 +271,7 @@ def test_missing_peer_is_skipped_with_its_reason(monkeypatch):
     assert "dm-haiku" in skipped["haiku"]
     result = bench.run_benchmark(
         shapes=[TINY], variants=["gru"], peers=["haiku"], repetitions=1, warmup=0,
-        modes=["inference"], sweep_steps=[],
+        modes=["inference"], sweep_steps=[], seed_counts=[], memory_steps=[],
     )  # fmt: skip
     assert [row["contender"] for row in result["results"]] == ["lstmx:gru"]
     assert result["results"][0]["ratios"] == {}
@@ -272,7 +282,9 @@ def test_unknown_names_raise_value_errors():
     with pytest.raises(ValueError, match="Unknown peer 'mxnet'"):
         bench.available_peers(["mxnet"])
     with pytest.raises(ValueError, match="Unknown variant"):
-        bench.run_benchmark(shapes=[TINY], variants=["lstn"], sweep_steps=[])
+        bench.run_benchmark(shapes=[TINY], variants=["lstn"], sweep_steps=[], seed_counts=[])
+    with pytest.raises(ValueError, match="Unknown variant"):
+        bench.run_benchmark(shapes=[TINY], sweep_variants=["min_gur"], seed_counts=[])
     with pytest.raises(ValueError, match="Unknown contender"):
         bench.prepare("flax:TransformerCell", TINY, _xs(TINY))
 
@@ -292,6 +304,9 @@ def _run(*flags):
         ("--peers=flax,mxnet", "--peers must be a list of: flax, haiku, torch"),
         ("--mode=train,backward", "--mode must be a non-empty list of: train, inference"),
         ("--sweep_steps=100,-4", "--sweep_steps must be a list of positive integers"),
+        ("--seed_counts=1,0", "--seed_counts must be a list of positive integers"),
+        ("--memory_steps=x", "--memory_steps must be a list of positive integers"),
+        ("--sweep_variants=lstm,lstn", "--sweep_variants must be a list of: rnn, lstm"),
         ("--repetitions=0", "--repetitions"),
     ],
 )
@@ -314,6 +329,8 @@ def test_cli_tiny_run_writes_both_files(tmp_path, flag):
         "--peers=",
         "--mode=inference",
         "--sweep_steps=",
+        "--seed_counts=",
+        "--memory_steps=",
         "--repetitions=1",
         "--warmup=0",
         f"{flag}={out}",
@@ -330,3 +347,57 @@ def test_cli_tiny_run_writes_both_files(tmp_path, flag):
     record = json.loads((out / "benchmark.json").read_text())
     assert record["settings"]["peers"] == [] and record["sweep"] == []
     assert (out / "benchmark.md").read_text() in result.stdout
+
+
+def test_many_seeds_rows_and_table():
+    rows = seeds_benchmark.run_seeds_benchmark((1, 2), repetitions=1, warmup=0)
+    assert [(row["library"], row["seeds"]) for row in rows] == [
+        ("lstmx", 1), ("flax", 1), ("lstmx", 2), ("flax", 2)
+    ]  # fmt: skip
+    for row in rows:
+        assert row["vmapped_ms"] > 0 and row["sequential_ms"] > 0
+    assert rows[0]["vmapped_over_one_seed"] == 1.0
+    assert rows[2]["vmapped_over_one_seed"] == rows[2]["vmapped_ms"] / rows[0]["vmapped_ms"]
+    markdown = bench.to_markdown(_empty_result(seeds=rows))
+    assert "## Many seeds" in markdown and "| lstmx | 2 |" in markdown
+
+
+def test_many_seeds_vmapped_step_trains_each_seed_as_alone():
+    """Seed s of the vmapped step equals the 1-seed step on seed s's params and batch."""
+    init, step = seeds_benchmark._train_step("lstmx")
+    params, opt_state = init(jax.random.split(jax.random.key(0), 2))
+    xs, ys = seeds_benchmark._data(2)
+    together = step(params, opt_state, xs, ys)
+    second = jax.tree_util.tree_map(lambda a: a[1:], (params, opt_state, xs, ys))
+    alone = step(*second)
+    chex.assert_trees_all_close(
+        jax.tree_util.tree_map(lambda a: a[1:], together), alone, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_remat_lowers_training_memory_of_a_final_state_loss():
+    result = memory_benchmark.run_memory_benchmark(steps=(100, 200), shape=(2, 3, 8), repetitions=1)
+    rows = {
+        (r["steps"], r["loss"], r["contender"], r["remat"] is not None): r for r in result["rows"]
+    }
+    assert len(rows) == 12
+    for steps in (100, 200):
+        plain, remat = rows[steps, "last", "lstmx", False], rows[steps, "last", "lstmx", True]
+        assert remat["remat"] == memory_benchmark.remat_block(steps)
+        assert remat["peak_mib"] < plain["peak_mib"] / 2
+    # Without remat memory grows with T; with it, far more slowly.
+    assert (
+        rows[200, "last", "lstmx", False]["peak_mib"]
+        > 1.8 * rows[100, "last", "lstmx", False]["peak_mib"]
+    )
+    assert result["timing"]["steps"] == 200 and result["timing"]["remat_ms"] > 0
+    markdown = bench.to_markdown(_empty_result(memory=result))
+    assert "## Long sequences" in markdown and "| 200 | last |" in markdown
+
+
+def _empty_result(**sections):
+    result = bench.run_benchmark(
+        shapes=[TINY], variants=["lstm"], peers=[], repetitions=1, warmup=0,
+        modes=["inference"], sweep_steps=[], seed_counts=[], memory_steps=[],
+    )  # fmt: skip
+    return {**result, **sections}

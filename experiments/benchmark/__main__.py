@@ -1,4 +1,5 @@
-"""Times lstmx cells against Flax, Haiku and PyTorch: training step, inference, length sweep.
+"""Times lstmx cells against Flax, Haiku and PyTorch: training step, inference, length sweep,
+many seeds, long-sequence memory.
 
 Everything runs in this one process, the contenders interleaved (see
 experiments.benchmark.harness for the method, the FLOP formula and what "peak memory"
@@ -7,7 +8,8 @@ skipped and the tables say so. Examples:
 
   python -m experiments.benchmark --workdir=bench_results
   python -m experiments.benchmark --shapes=128x100x10x128 --variants=lstm \\
-      --peers=flax,torch --repetitions=5 --mode=train --sweep_steps=
+      --peers=flax,torch --repetitions=5 --mode=train --sweep_steps= --seed_counts= \\
+      --memory_steps=
 
 Writes WORKDIR/benchmark.json and WORKDIR/benchmark.md and prints the Markdown.
 """
@@ -65,8 +67,27 @@ flags.DEFINE_list(
 flags.DEFINE_list(
     "sweep_steps",
     [str(steps) for steps in benchmarking.DEFAULT_SWEEP_STEPS],
-    "Sequence lengths T of the sweep (lstmx lstm vs flax LSTMCell and torch nn.LSTM, "
+    "Sequence lengths T of the sweep (--sweep_variants vs flax LSTMCell and torch nn.LSTM, "
     "training); empty for no sweep.",
+)
+flags.DEFINE_list(
+    "sweep_variants",
+    list(benchmarking.DEFAULT_SWEEP_VARIANTS),
+    "lstmx variants in the sweep (default: the LSTM and the parallel-scan minGRU, minLSTM).",
+)
+flags.DEFINE_integer(
+    "sweep_repetitions", 5, "Timed calls per contender and T in the sweep.", lower_bound=1
+)
+flags.DEFINE_list(
+    "seed_counts",
+    [str(n) for n in benchmarking.DEFAULT_SEED_COUNTS],
+    "Numbers of seeds S of the many-seeds section (vmapped vs one after another, lstmx "
+    "and Flax); empty to skip it.",
+)
+flags.DEFINE_list(
+    "memory_steps",
+    [str(n) for n in benchmarking.DEFAULT_MEMORY_STEPS],
+    "Sequence lengths T of the long-sequence memory section (remat vs none); empty to skip it.",
 )
 flags.DEFINE_string(
     "sweep_shape",
@@ -104,6 +125,17 @@ flags.register_validator(
     lambda values: _valid(_positive_int, values),
     message="--sweep_steps must be a list of positive integers, e.g. 100,400,1600.",
 )
+flags.register_validator(
+    "sweep_variants",
+    lambda names: all(name in variant_names() for name in names),
+    message=f"--sweep_variants must be a list of: {', '.join(variant_names())}.",
+)
+for _name in ("seed_counts", "memory_steps"):
+    flags.register_validator(
+        _name,
+        lambda values: _valid(_positive_int, values),
+        message=f"--{_name} must be a list of positive integers, e.g. 1,5,20.",
+    )
 flags.register_validator(
     "sweep_shape",
     lambda value: _valid(benchmarking.parse_sweep_shape, [value]),
@@ -144,6 +176,10 @@ def _run(workdir: str) -> None:
         modes=FLAGS.mode,
         sweep_steps=[int(text) for text in FLAGS.sweep_steps],
         sweep_shape=benchmarking.parse_sweep_shape(FLAGS.sweep_shape),
+        sweep_variants=FLAGS.sweep_variants,
+        sweep_repetitions=FLAGS.sweep_repetitions,
+        seed_counts=[int(text) for text in FLAGS.seed_counts],
+        memory_steps=[int(text) for text in FLAGS.memory_steps],
         seed=FLAGS.seed,
         log=_log,
     )

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_SHAPES",
     "DEFAULT_SWEEP_SHAPE",
     "DEFAULT_SWEEP_STEPS",
+    "DEFAULT_SWEEP_VARIANTS",
     "GATE_BLOCKS",
     "MODES",
     "PEER_LIBRARIES",
@@ -75,7 +76,8 @@ class SweepShape(NamedTuple):
 
 
 DEFAULT_SHAPES = (Shape(128, 100, 10, 128), Shape(32, 100, 128, 512))
-DEFAULT_SWEEP_STEPS = (100, 400, 1600)
+DEFAULT_SWEEP_STEPS = (128, 256, 512, 1024, 2048, 4096)
+DEFAULT_SWEEP_VARIANTS = ("lstm", "min_gru", "min_lstm")
 DEFAULT_SWEEP_SHAPE = SweepShape(32, 10, 128)
 
 

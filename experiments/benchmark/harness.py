@@ -71,6 +71,7 @@ from experiments.benchmark.contenders import (
     DEFAULT_SHAPES,
     DEFAULT_SWEEP_SHAPE,
     DEFAULT_SWEEP_STEPS,
+    DEFAULT_SWEEP_VARIANTS,
     GATE_BLOCKS,
     MODES,
     PEER_LIBRARIES,
@@ -94,12 +95,15 @@ from experiments.benchmark.contenders import (
     prepare,
     train_flops,
 )
+from experiments.benchmark.memory import DEFAULT_MEMORY_STEPS, run_memory_benchmark
 from experiments.benchmark.output import machine_info, to_markdown, write_results
+from experiments.benchmark.seeds import DEFAULT_SEED_COUNTS, run_seeds_benchmark
 
 __all__ = [
     "DEFAULT_SHAPES",
     "DEFAULT_SWEEP_SHAPE",
     "DEFAULT_SWEEP_STEPS",
+    "DEFAULT_SWEEP_VARIANTS",
     "FORMAT",
     "GATE_BLOCKS",
     "MODES",
@@ -252,6 +256,10 @@ def run_benchmark(
     modes: Sequence[str] = MODES,
     sweep_steps: Sequence[int] = DEFAULT_SWEEP_STEPS,
     sweep_shape: SweepShape = DEFAULT_SWEEP_SHAPE,
+    sweep_variants: Sequence[str] = DEFAULT_SWEEP_VARIANTS,
+    sweep_repetitions: int = 5,
+    seed_counts: Sequence[int] = DEFAULT_SEED_COUNTS,
+    memory_steps: Sequence[int] = DEFAULT_MEMORY_STEPS,
     seed: int = 0,
     log: Callable[[str], None] = lambda message: None,
 ) -> dict:
@@ -259,12 +267,17 @@ def run_benchmark(
 
     For each shape, the lstmx ``variants`` and every peer of their families from the
     available ``peers`` libraries are timed together, interleaved, one mode at a time. The
-    sweep times ``lstmx:lstm``, ``flax:LSTMCell`` and ``torch:LSTM`` (if available) in
-    training at ``sweep_shape`` for each sequence length in ``sweep_steps`` (empty: no
-    sweep).
+    sweep times the lstmx ``sweep_variants`` (the LSTM and the parallel-scan minGRU and
+    minLSTM by default), ``flax:LSTMCell`` and ``torch:LSTM`` (if available) in training
+    at ``sweep_shape`` for each sequence length in ``sweep_steps`` (empty: no sweep),
+    ``sweep_repetitions`` times each. Then the many-seeds section
+    (:mod:`experiments.benchmark.seeds`, for each of ``seed_counts``) and the long-sequence
+    memory section (:mod:`experiments.benchmark.memory`, for each of ``memory_steps``);
+    an empty list skips a section.
 
     Returns:
-      ``{"format", "machine", "settings", "skipped", "results", "sweep"}``; each result row
+      ``{"format", "machine", "settings", "skipped", "results", "sweep", "seeds",
+      "memory"}``; each result row
       holds ``shape``, ``contender``, ``name``, ``library``, ``family``, ``mode``,
       ``median_ms``, ``iqr_ms``, ``q25_ms``, ``q75_ms``, ``times_ms``, ``flops``,
       ``gflops_per_s``, ``peak_memory_mib``, ``memory_source``, ``compile_s`` and, for lstmx
@@ -274,7 +287,7 @@ def run_benchmark(
 
     shapes = [Shape(*shape) for shape in shapes]
     variants = list(dict.fromkeys(variants))
-    for variant in variants:
+    for variant in [*variants, *sweep_variants]:
         if variant not in lstmx.variant_names():
             raise ValueError(
                 f"Unknown variant {variant!r}; valid names: {', '.join(lstmx.variant_names())}."
@@ -303,12 +316,16 @@ def run_benchmark(
         results += _measure_group(contenders, shape, modes, repetitions, warmup, seed, log)
 
     sweep = []
-    sweep_contenders = ["lstmx:lstm"] + [
+    sweep_contenders = [f"lstmx:{variant}" for variant in dict.fromkeys(sweep_variants)] + [
         peer for peer in ("flax:LSTMCell", "torch:LSTM") if library_of(peer) in libraries
     ]
     for steps in sweep_steps:
         shape = Shape(sweep_shape.batch, steps, sweep_shape.inputs, sweep_shape.hidden)
-        sweep += _measure_group(sweep_contenders, shape, ["train"], repetitions, warmup, seed, log)
+        sweep += _measure_group(
+            sweep_contenders, shape, ["train"], sweep_repetitions, min(warmup, 1), seed, log
+        )
+    seeds = run_seeds_benchmark(seed_counts, repetitions, warmup, time_interleaved, log)
+    memory = run_memory_benchmark(memory_steps, log=log) if memory_steps else None
 
     return {
         "format": FORMAT,
@@ -326,6 +343,10 @@ def run_benchmark(
             "modes": modes,
             "sweep_steps": sweep_steps,
             "sweep_shape": str(sweep_shape),
+            "sweep_variants": list(dict.fromkeys(sweep_variants)),
+            "sweep_repetitions": sweep_repetitions,
+            "seed_counts": list(seed_counts),
+            "memory_steps": list(memory_steps),
             "seed": seed,
             "loss": "mean(ys ** 2) over all outputs; gradient w.r.t. parameters only",
             "flops": "forward = 2*B*T*(I+H)*G*H (G = 4 LSTM, 3 GRU, 1 RNN); train = 3*forward",
@@ -333,4 +354,6 @@ def run_benchmark(
         "skipped": skipped,
         "results": results,
         "sweep": sweep,
+        "seeds": seeds,
+        "memory": memory,
     }

@@ -171,25 +171,95 @@ def to_markdown(result: Mapping[str, Any]) -> str:
             "",
             f"## Sequence length sweep (train, BxIxH = {sweep_shape})",
             "",
-            "| T | contender | median ms | IQR ms | µs per time step | ÷ flax | ÷ torch | "
-            "peak MiB |",
-            "|---|---|---|---|---|---|---|---|",
+            f"Median of {settings.get('sweep_repetitions', settings['repetitions'])} "
+            "interleaved repetitions per T. Speed-up: lstmx lstm's time ÷ this row's (above 1: "
+            "faster than the sequential LSTM); minGRU and minLSTM run the log-space "
+            "associative scan (depth log T).",
+            "",
+            "| T | contender | median ms | IQR ms | µs per time step | speed-up vs lstmx lstm "
+            "| ÷ flax | ÷ torch | peak MiB |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
+        lstm_ms = {
+            row["shape"]["steps"]: row["median_ms"]
+            for row in result["sweep"]
+            if row["contender"] == "lstmx:lstm"
+        }
         for row in result["sweep"]:
             ratios = row.get("ratios") or {}
             flax_ratio = ratios.get("flax:LSTMCell")
             torch_ratio = ratios.get("torch:LSTM")
+            lstm = lstm_ms.get(row["shape"]["steps"])
             cells = [
                 str(row["shape"]["steps"]),
                 row["name"],
                 _median_cell(row),
                 _format_ms(row["iqr_ms"]),
                 f"{1e3 * row['median_ms'] / row['shape']['steps']:.0f}",
+                "" if lstm is None else f"{lstm / row['median_ms']:.1f}×",
                 "" if flax_ratio is None else f"{flax_ratio:.2f}",
                 "" if torch_ratio is None else f"{torch_ratio:.2f}",
                 _format_memory(row["peak_memory_mib"]),
             ]
             lines.append("| " + " | ".join(cells) + " |")
+    if result.get("seeds"):
+        lines += [
+            "",
+            "## Many seeds (one training step of the default adding run)",
+            "",
+            "T = 50, batch 50 per seed, hidden 128, LSTM + linear read-out of the last "
+            "output, RMSProp 1e-3 after clipping at 1 (`python -m experiments.run`'s "
+            "settings). vmapped: one jitted `vmap` over the seeds; one after another: the "
+            "1-seed program called S times. Flax: `nn.RNN(nn.LSTMCell)` + `nn.Dense`, built "
+            "the same way. Medians, interleaved per S.",
+            "",
+            "| library | seeds S | vmapped ms | one after another ms | vmapped(S) ÷ vmapped(1) |",
+            "|---|---|---|---|---|",
+        ]
+        for row in result["seeds"]:
+            ratio = row["vmapped_over_one_seed"]
+            cells = [
+                row["library"],
+                str(row["seeds"]),
+                _format_ms(row["vmapped_ms"]),
+                _format_ms(row["sequential_ms"]),
+                "" if ratio is None else f"{ratio:.2f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    if result.get("memory"):
+        memory = result["memory"]
+        lines += [
+            "",
+            f"## Long sequences: training memory (LSTM, BxIxH = {memory['shape']})",
+            "",
+            "XLA's buffer assignment of the compiled training step, MiB. remat: "
+            "`lstmx.scan(..., remat=k)` with k = round(√T). Loss *last*: mean(h_T²), a "
+            "loss on the final state; *all*: mean(ys²) over every output, whose "
+            "`[T, B, H]` outputs and cotangents no remat can avoid.",
+            "",
+            "| T | loss | lstmx | lstmx remat (k) | flax LSTMCell |",
+            "|---|---|---|---|---|",
+        ]
+        cells: dict = {}
+        for row in memory["rows"]:
+            key = (row["steps"], row["loss"])
+            way = "remat" if row["remat"] else row["contender"]
+            cells.setdefault(key, {})[way] = row
+        for (steps, loss), ways in cells.items():
+            remat = ways.get("remat")
+            lines.append(
+                f"| {steps} | {loss} | {_format_memory(ways['lstmx']['peak_mib'])} | "
+                f"{_format_memory(remat['peak_mib'])} ({remat['remat']}) | "
+                f"{_format_memory(ways['flax']['peak_mib'])} |"
+            )
+        timing = memory.get("timing")
+        if timing:
+            lines += [
+                "",
+                f"One training step at T = {timing['steps']} (loss *last*): "
+                f"{timing['plain_ms']:.0f} ms without remat, {timing['remat_ms']:.0f} ms with "
+                f"remat={timing['remat']} ({timing['remat_over_plain']:.2f}×).",
+            ]
     rows = list(result["results"]) + list(result.get("sweep") or [])
     if any(_is_noisy(row) for row in rows):
         lines += [
