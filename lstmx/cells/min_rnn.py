@@ -25,7 +25,8 @@ the equations above one step at a time in linear space. ``cell.fast_scan`` (used
 :func:`lstmx.scan`) has two formulations, chosen by the ``parallel`` option:
 
 * ``parallel=False``: both gates are projected for all steps in one GEMM before the
-  loop, then a ``lax.scan`` runs :math:`h_t = a_t h_{t-1} + b_t` (elementwise).
+  loop, then a ``lax.scan`` runs :math:`h_t = a_t h_{t-1} + b_t` (elementwise), with a
+  hand-written VJP that runs the same recurrence backwards (:func:`linear_recurrence`).
 * ``parallel=True``: the paper's log-space parallel scan. With
   :math:`a^*_t = \sum_{k \le t} \log a_k` (``log(1 - z) = -softplus(k_z)``,
   ``log f' = -softplus(softplus(-k_f) - softplus(-k_i))``) and
@@ -243,7 +244,9 @@ def fast_scan(
 ) -> tuple[MinRNNState, Array]:
     """The sequence path of :func:`lstmx.scan` (``xs [T, *batch, I]``, ``valid [T, *batch]``).
 
-    Differentiated by JAX's autodiff (forward and reverse mode) on both formulations.
+    The parallel scan is differentiated by JAX's autodiff; the sequential loop by the
+    hand-written VJP of :func:`linear_recurrence` (reverse mode only, as every fast path;
+    :func:`lstmx.scan_stepwise` supports forward mode).
     """
     if uses_parallel_scan(options):
         return _parallel_scan(options, params, state, xs, valid, reverse)
@@ -252,17 +255,58 @@ def fast_scan(
 
 def _sequential_scan(options, params, state, xs, valid, reverse, unroll):
     a, b, _ = coefficients(options, params, xs)  # [T, *batch, H], one GEMM for all steps
+    if valid is not None:  # a padded step is the identity map: a = 1, b = 0
+        keep = jnp.broadcast_to(valid[..., None], a.shape)
+        a = jnp.where(keep, a, jnp.ones_like(a))
+        b = jnp.where(keep, b, jnp.zeros_like(b))
+    hs = linear_recurrence(a, b, state.h, reverse, unroll)
+    final = hs[0] if reverse else hs[-1]
+    ys = hs if valid is None else jnp.where(keep, hs, jnp.zeros_like(hs))
+    return MinRNNState(final), ys
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def linear_recurrence(a: Array, b: Array, h0: Array, reverse: bool, unroll: int) -> Array:
+    r"""``hs [T, ...]`` with :math:`h_t = a_t \odot h_{t-1} + b_t` from ``h0`` (``reverse``:
+    from the last step down), one elementwise ``lax.scan``.
+
+    Its VJP is the same recurrence run the other way, by hand:
+    :math:`g_t = \bar h_t + a_{t+1} \odot g_{t+1}`, then :math:`\bar a_t = g_t \odot
+    h_{t-1}`, :math:`\bar b_t = g_t` and :math:`\bar h_0 = a_1 \odot g_1`: one more
+    elementwise loop, where autodiff of ``lax.scan`` takes two and saves more.
+    """
 
     def body(h, inputs):
-        a_t, b_t, valid_t = inputs
-        h_new = a_t * h + b_t
-        if valid_t is None:
-            return h_new, h_new
-        keep = valid_t[..., None]
-        return jnp.where(keep, h_new, h), jnp.where(keep, h_new, jnp.zeros_like(h_new))
+        a_t, b_t = inputs
+        h = a_t * h + b_t
+        return h, h
 
-    final, ys = lax.scan(body, state.h, (a, b, valid), reverse=reverse, unroll=unroll)
-    return MinRNNState(final), ys
+    return lax.scan(body, h0, (a, b), reverse=reverse, unroll=unroll)[1]
+
+
+def _linear_recurrence_forward(a, b, h0, reverse, unroll):
+    hs = linear_recurrence(a, b, h0, reverse, unroll)
+    return hs, (a, h0, hs)
+
+
+def _linear_recurrence_backward(reverse, unroll, residuals, d_hs):
+    a, h0, hs = residuals
+    # h_{t-1} of every step, in time order: h0 then hs shifted by one step.
+    if reverse:
+        h_prev = jnp.concatenate([hs[1:], h0[None]])
+    else:
+        h_prev = jnp.concatenate([h0[None], hs[:-1]])
+
+    def body(carry, inputs):
+        d_h, a_t = inputs
+        g = d_h + carry
+        return a_t * g, g
+
+    d_h0, g = lax.scan(body, jnp.zeros_like(h0), (d_hs, a), reverse=not reverse, unroll=unroll)
+    return g * h_prev, g, d_h0
+
+
+linear_recurrence.defvjp(_linear_recurrence_forward, _linear_recurrence_backward)
 
 
 def _compose(first: tuple[Array, Array], second: tuple[Array, Array]) -> tuple[Array, Array]:
