@@ -9,7 +9,7 @@
 #   python -m experiments.compare --workdir=runs/<study>
 # and the published one by the same command on docs/results/<study>.
 #
-# One protocol for every variant of a study (README, "Results": how it was chosen):
+# One protocol for every variant of the Greff studies (README, "Results": how it was chosen):
 # hidden 64, RMSProp lr 1e-3 decay 0.9, elementwise gradient clipping at 1, 5 seeds
 # (0-4) trained together, 500 fresh held-out sequences per seed and evaluation.
 set -euo pipefail
@@ -29,6 +29,12 @@ study() {
   mkdir -p "runs/$name"
   printf '{"reference": "%s"}\n' "$reference" > "runs/$name/study.json"
   echo "runs/$name"
+}
+
+# The README's default comparison: python -m experiments.run with no flags.
+default_adding_T50() {
+  study default_adding_T50 lstm > /dev/null
+  python -m experiments.run --workdir=runs/default_adding_T50
 }
 
 greff_adding_T100() {
@@ -62,7 +68,7 @@ indrnn_adding_T1000() {
       --batch_size=50 --eval_every=250 --workdir="$(study indrnn_adding_T1000 indrnn)"
 }
 
-STUDIES=(greff_adding_T100 greff_copy_T100 greff_adding_T200 chrono_copy_T200 indrnn_adding_T1000)
+STUDIES=(default_adding_T50 greff_adding_T100 greff_copy_T100 greff_adding_T200 chrono_copy_T200 indrnn_adding_T1000)
 
 if [[ $# -eq 0 ]]; then set -- "${STUDIES[@]}"; fi
 for name in "$@"; do

@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import matplotlib
+import matplotlib.ticker
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -101,7 +103,8 @@ def plot_learning_curves(
             recs = by_variant[variant]
             finite = [r for r in recs if not is_diverged(r)]
             n_div = len(recs) - len(finite)
-            color = f"C{i % 10}"
+            # tab20 keeps up to 20 variants apart (the default cycle repeats after 10).
+            color = matplotlib.colormaps["tab20"](i % 20)
             if not finite:
                 ax.plot([], [], color=color, label=f"{variant} (all {len(recs)} seeds diverged)")
                 continue
@@ -202,6 +205,8 @@ def plot_forest(
         ax.set_ylim(len(group) - 0.5, -0.5)  # First row on top.
         if all(v > 0 for v in values):
             ax.set_xscale("log")
+            # Minor ticks unlabelled: labels at 2x, 3x, ... of a decade overlap.
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("final held-out loss: mean and 95% BCa bootstrap CI over seeds")
         ax.set_title(f"{task}, T={length}: final loss against {ref_name}", fontsize=10)
         ax.grid(True, axis="x", which="major", alpha=0.3)
