@@ -746,3 +746,32 @@ def test_cli_without_valid_records(tmp_path):
 def test_cli_empty_reference(tmp_path):
     write_record(tmp_path, make_record())
     _assert_one_line_error(run_cli(f"--workdir={tmp_path}", "--reference="), "reference")
+
+
+def test_study_json_names_the_reference_and_bad_ones_are_refused(tmp_path):
+    from experiments.compare import loading
+
+    assert loading.study_reference(tmp_path) == "lstm"
+    (tmp_path / "study.json").write_text('{"reference": "peephole"}')
+    assert loading.study_reference(tmp_path) == "peephole"
+    for bad in ("[1]", '{"reference": ""}', "{not json", '{"reference": 3}'):
+        (tmp_path / "study.json").write_text(bad)
+        with pytest.raises(ValueError, match="study.json"):
+            loading.study_reference(tmp_path)
+
+
+def test_cli_takes_the_reference_from_study_json_unless_flagged(tmp_path):
+    study = Path(__file__).resolve().parents[1] / "docs" / "results" / "greff_copy_T100"
+    result = run_module(
+        "experiments.compare", f"--workdir={study}", f"--output_dir={tmp_path / 'a'}"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Hedges' g vs peephole" in result.stdout
+    result = run_module(
+        "experiments.compare",
+        f"--workdir={study}",
+        f"--output_dir={tmp_path / 'b'}",
+        "--reference=gru",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Hedges' g vs gru" in result.stdout
