@@ -62,10 +62,15 @@ chrono_copy_T200() {
       --eval_every=500 --workdir="$workdir"
 }
 
-# Li et al. (2018): IndRNN (two layers, |u| <= 2^(1/T)) on the adding problem at T = 1000.
+# Li et al. (2018): IndRNN on the adding problem at T = 1000 with their adding-problem
+# settings (their code, adding/adding.py): two layers, |u| <= 2^(1/T), their init
+# (--init=li), Adam at 2e-4, no gradient clipping of the weights; hidden 64 (theirs: 128)
+# to fit 5 seeds on 2 cores.
 indrnn_adding_T1000() {
-  run --task=adding --length=1000 --variants=indrnn --num_layers=2 --steps=3000 \
-      --batch_size=50 --eval_every=250 --workdir="$(study indrnn_adding_T1000 indrnn)"
+  python -m experiments.run --task=adding --length=1000 --variants=indrnn --init=li \
+      --num_layers=2 --hidden_size=64 --seeds=5 --optimizer=adam --learning_rate=2e-4 \
+      --clip_mode=none --steps=5000 --batch_size=50 --eval_every=250 \
+      --workdir="$(study indrnn_adding_T1000 indrnn+li)"
 }
 
 STUDIES=(default_adding_T50 greff_adding_T100 greff_copy_T100 greff_adding_T200 chrono_copy_T200 indrnn_adding_T1000)

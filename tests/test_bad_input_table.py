@@ -35,7 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # Config fields, beyond test_training.py's table.
 CONFIGS = [
     ({"clip_mode": "sideways"}, ValueError, r"clip_mode must be one of value, global_norm, none"),
-    ({"init": "xavier"}, ValueError, r'init must be "default" or "chrono"'),
+    ({"init": "xavier"}, ValueError, r"init must be one of default, chrono, li; got 'xavier'"),
+    (
+        {"init": "li"},
+        ValueError,
+        r"init \"li\" .* is for the indrnn variant only; got variant 'lstm'",
+    ),
     ({"num_layers": 0}, ValueError, r"num_layers must be an int >= 1, got 0"),
     ({"hidden_size": 0}, ValueError, r"hidden_size must be an int >= 1, got 0"),
     ({"eval_every": 0}, ValueError, r"eval_every must be an int >= 1, got 0"),

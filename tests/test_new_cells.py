@@ -224,6 +224,13 @@ def test_indrnn_init_and_clip_gradient():
     assert u.min() >= 0.0 and u.max() <= bound and u.max() > 0.9 * bound
     u_default = np.asarray(lstmx.indrnn(256).init(jax.random.key(0), 3).u)
     assert u_default.min() >= 0.0 and u_default.max() <= 1.0
+    # Li et al.'s adding-problem init: w_x ~ N(0, 0.001^2), u ~ U[recurrent_min, bound].
+    li = lstmx.indrnn(256, recurrent_max=bound, recurrent_min=1 / bound, input_std=1e-3)
+    li_params = li.init(jax.random.key(1), 40)
+    w_x, u_li = np.asarray(li_params.w_x), np.asarray(li_params.u)
+    assert w_x.shape == (40, 256) and abs(w_x.std() / 1e-3 - 1) < 0.05 and abs(w_x.mean()) < 1e-4
+    assert u_li.min() >= 1 / bound and u_li.max() <= bound
+    assert np.ptp(u_li) > 0.9 * (bound - 1 / bound)
     # Where the clip is active, u gets no gradient; inside it, it does.
     params = cell.init(jax.random.key(0), 3)._replace(
         u=jnp.asarray(np.r_[3.0, -3.0, 0.5, np.zeros(253)], jnp.float32)
@@ -424,6 +431,20 @@ def test_step_with_gates(name, gates):
             "recurrent_max must be None or a positive number",
         ),
         (lambda: lstmx.indrnn(4, recurrent_max=True), TypeError, "got bool True"),
+        (
+            lambda: lstmx.indrnn(4, recurrent_max=0.5, recurrent_min=0.5),
+            ValueError,
+            r"recurrent_min must be >= 0 and below the top of the init draw .* 0.5, got 0.5",
+        ),
+        (lambda: lstmx.indrnn(4, recurrent_min=-0.1), ValueError, "recurrent_min must be >= 0"),
+        (lambda: lstmx.indrnn(4, recurrent_min=None), TypeError, "recurrent_min must be a number"),
+        (
+            lambda: lstmx.indrnn(4, input_std=0.0),
+            ValueError,
+            "input_std must be None or a positive",
+        ),
+        (lambda: lstmx.indrnn(4, input_std=math.nan), ValueError, "input_std must be a finite"),
+        (lambda: lstmx.indrnn(4, input_std="1e-3"), TypeError, "input_std must be a number"),
         (lambda: lstmx.indrnn(4, "relu"), TypeError, "activation must be callable, got str"),
         (lambda: lstmx.min_gru(0), ValueError, "hidden_size must be an int >= 1"),
         (lambda: lstmx.min_lstm(-1), ValueError, "hidden_size must be an int >= 1"),

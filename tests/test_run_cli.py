@@ -28,6 +28,7 @@ def _run(*flags, cwd=ROOT):
         (["--init=glorot"], "--init"),
         (["--task=adding", "--length=1"], "length must be an int >= 2"),
         (["--init=chrono", "--variants=nfg"], "needs forget_gate=True"),
+        (["--init=li", "--variants=indrnn,gru"], "is for the indrnn variant only"),
     ],
 )
 def test_bad_flags_exit_with_one_line(flags, message, tmp_path):

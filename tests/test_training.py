@@ -104,6 +104,24 @@ def test_chrono_init_applies_to_gated_cells_only():
     model.make_trainer(dataclasses.replace(chrono, variant="rnn"))  # keeps default init
 
 
+def test_li_init_of_a_two_layer_indrnn():
+    """Li et al. (2018)'s adding-problem init (their adding/adding.py), written out."""
+    T = 50
+    li = dataclasses.replace(
+        TINY, variant="indrnn", init="li", length=T, num_layers=2, hidden_size=256, seeds=(0,)
+    )
+    assert li.label == "indrnn+li"
+    first, last = model.make_trainer(li).init().params.cell.layers
+    for layer in (first, last):
+        w_x = np.asarray(layer.w_x[0])
+        assert abs(w_x.std() / 1e-3 - 1) < 0.1 and abs(w_x.mean()) < 3e-4  # N(0, 0.001^2)
+    u_first, u_last = np.asarray(first.u[0]), np.asarray(last.u[0])
+    top, low = 2 ** (1 / T), 2 ** (-1 / T)
+    assert u_first.min() >= 0 and u_first.max() <= top and u_first.min() < 0.1  # U[0, top]
+    assert u_last.min() >= low and u_last.max() <= top  # U[2^(-1/T), 2^(1/T)]
+    assert u_last.min() < low + 0.1 * (top - low) and u_last.max() > top - 0.1 * (top - low)
+
+
 @pytest.mark.parametrize(
     "change, error, message",
     [

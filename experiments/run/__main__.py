@@ -100,9 +100,11 @@ flags.DEFINE_enum(
 flags.DEFINE_enum(
     "init",
     "default",
-    ["default", "chrono"],
-    "Gate bias initialisation; chrono: Tallec & Ollivier 2018 with t_max = 3T/2 (copy) or T "
-    "(adding). The rnn has no gates and keeps its default.",
+    list(model.INITS),
+    "Initialisation; chrono: Tallec & Ollivier 2018's gate biases with t_max = 3T/2 (copy) "
+    "or T (adding); the rnn has no gates and keeps its default. li: Li et al. 2018's "
+    "adding-problem init of the indrnn (w_x ~ N(0, 0.001^2); last layer's u ~ "
+    "U[2^(-1/T), 2^(1/T)]), indrnn only.",
 )
 regularization.define_flags()
 flags.adopt_module_key_flags(regularization)  # listed by --helpshort

@@ -43,6 +43,8 @@ Array = jax.Array
 __all__ = [
     "ADDING_TOLERANCE",
     "CLIP_MODES",
+    "INITS",
+    "LI_INPUT_STD",
     "OPTIMIZERS",
     "TASKS",
     "Config",
@@ -55,6 +57,9 @@ __all__ = [
 ]
 
 TASKS = ("copy", "adding")
+INITS = ("default", "chrono", "li")
+LI_INPUT_STD = 1e-3
+"""Li et al. (2018)'s input-kernel scale for the IndRNN on the adding problem (their code)."""
 ADDING_TOLERANCE = 0.04
 """An adding prediction counts as correct when ``|error| < 0.04`` (Hochreiter & Schmidhuber)."""
 
@@ -77,8 +82,9 @@ class Config:
       clip: gradient clipping threshold (> 0).
       clip_mode: "value" clips each gradient element to ``[-clip, clip]`` (Arjovsky et
         al.'s setting), "global_norm" rescales to global norm ``clip``, "none" disables it.
-      init: "default" or "chrono" (Tallec & Ollivier 2018, ``t_max`` = 3T/2 for copy and
-        T for adding). Cells without gates (rnn) keep their default init.
+      init: "default", "chrono" (Tallec & Ollivier 2018, ``t_max`` = 3T/2 for copy and
+        T for adding; cells without gates, the rnn, keep their default init) or "li" (the
+        indrnn only: Li et al. 2018's adding-problem init, :func:`make_cell`).
       eval_every: steps between evaluations on fresh held-out batches.
       eval_batch_size: examples per seed in each evaluation.
       seeds: the seeds, trained together.
@@ -120,8 +126,13 @@ class Config:
             raise ValueError(
                 f"Unknown variant {self.variant!r}; valid names: {', '.join(variant_names())}."
             )
-        if self.init not in ("default", "chrono"):
-            raise ValueError(f'init must be "default" or "chrono"; got {self.init!r}.')
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}; got {self.init!r}.")
+        if self.init == "li" and self.variant != "indrnn":
+            raise ValueError(
+                f'init "li" (Li et al. 2018\'s IndRNN init) is for the indrnn variant only; '
+                f"got variant {self.variant!r}."
+            )
         minimum_length = 2 if self.task == "adding" else 1
         _checks.int_at_least("length", self.length, minimum_length)
         for name in ("steps", "batch_size", "hidden_size", "num_layers", "eval_every"):
@@ -148,7 +159,7 @@ class Config:
         ``"lstm+chrono+zoneout_h0.1+recdrop0.1"``.
         """
         chrono = self.init == "chrono" and self.variant != "rnn"  # the rnn keeps its init
-        name = f"{self.variant}+chrono" if chrono else self.variant
+        name = f"{self.variant}+{self.init}" if chrono or self.init == "li" else self.variant
         return name + regularization.label_suffix(self)
 
     @property
@@ -181,15 +192,29 @@ def make_cell(config: Config) -> Cell:
     """The config's variant, each layer regularised if a rate is > 0, ``num_layers`` deep.
 
     ``indrnn`` runs with Li et al. (2018)'s recurrent-weight bound ``2 ** (1 / T)`` for the
-    task's sequence length ``T`` (the rule of their adding-problem experiments).
+    task's sequence length ``T`` (the rule of their adding-problem experiments). With
+    ``init="li"`` it also takes the rest of their adding-problem init (their code,
+    ``adding/adding.py``): ``w_x ~ N(0, 0.001^2)`` in every layer and, in the last layer,
+    ``u ~ U[2 ** (-1 / T), 2 ** (1 / T)]``.
     """
     options: dict[str, Any] = {}
+    last_options: dict[str, Any] = {}
     if config.init == "chrono" and config.variant != "rnn":
         options = {"init": "chrono", "t_max": config.t_max}
     if config.variant == "indrnn":
-        options["recurrent_max"] = 2 ** (1 / sequence_length(config))
-    layer = variant(config.variant, config.hidden_size, **options)
-    layers = [regularization.regularize(layer, config, config.variant)] * config.num_layers
+        T = sequence_length(config)
+        options["recurrent_max"] = 2 ** (1 / T)
+        if config.init == "li":
+            options["input_std"] = LI_INPUT_STD
+            last_options = {"recurrent_min": 2 ** (-1 / T)}
+    layers = [
+        regularization.regularize(
+            variant(config.variant, config.hidden_size, **options, **extra),
+            config,
+            config.variant,
+        )
+        for extra in [{}] * (config.num_layers - 1) + [last_options]
+    ]
     return layers[0] if config.num_layers == 1 else stack(layers)
 
 

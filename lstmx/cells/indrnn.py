@@ -16,13 +16,20 @@ unit keeps its memory over ``T - t`` steps without exploding when
 :math:`|u_n| \le 2^{1/T}` (``T`` the sequence length). ``recurrent_max=2 ** (1 / T)``
 implements that rule:
 
-* init: ``u ~ U[0, recurrent_max]`` (``U[0, 1]`` when ``recurrent_max`` is None), as in the
-  widely used TensorFlow implementation batzner/indrnn (``ind_rnn_cell.py``, whose adding
-  example sets ``recurrent_max = 2 ** (1 / T)``); ``w_x`` is lecun-normal and ``b`` zero,
-  as for every lstmx cell;
+* init: ``u ~ U[recurrent_min, recurrent_max]`` (``recurrent_min`` 0 and the top 1 when
+  ``recurrent_max`` is None), as in the widely used TensorFlow implementation batzner/indrnn
+  (``ind_rnn_cell.py``, whose adding example sets ``recurrent_max = 2 ** (1 / T)``);
+  ``w_x`` is lecun-normal and ``b`` zero, as for every lstmx cell;
 * forward pass: ``u`` is clipped to ``[-recurrent_max, recurrent_max]`` before use (its
   gradient is zero where the clip is active), so training may move ``u`` anywhere but the
   cell always runs with :math:`|u| \le` ``recurrent_max``. The stored param is not changed.
+
+**Li et al.'s adding-problem init** (their code, Sunnydreamrain/IndRNN_Theano_Lasagne,
+``adding/adding.py``): ``w_x ~ N(0, 0.001^2)`` (``input_std=1e-3``), which keeps a relu
+unit with :math:`u \approx 1` from summing ``T`` inputs of size one into a huge state, and
+in the last of their two layers ``u ~ U[2^{-1/T}, 2^{1/T}]``
+(``recurrent_min=2 ** (-1 / T)``), so that every unit of that layer starts with a long
+memory.
 """
 
 from __future__ import annotations
@@ -72,11 +79,17 @@ class IndRNNOptions:
       recurrent_max: None, or a positive bound on ``|u|`` (the paper's ``2 ** (1 / T)``
         for sequences of length ``T``): the init draws ``u ~ U[0, recurrent_max]`` and the
         forward pass clips ``u`` to ``[-recurrent_max, recurrent_max]``.
+      recurrent_min: the low end of the init draw ``u ~ U[recurrent_min, recurrent_max or
+        1]`` (0 by default; Li et al.'s last layer uses ``2 ** (-1 / T)``).
+      input_std: None for a lecun-normal ``w_x``, or a positive standard deviation:
+        ``w_x ~ N(0, input_std^2)`` (Li et al.'s adding problem uses 0.001).
     """
 
     hidden_size: int
     activation: Callable[[Array], Array] = jax.nn.relu
     recurrent_max: float | None = None
+    recurrent_min: float = 0.0
+    input_std: float | None = None
 
     def __post_init__(self):
         _checks.positive_int("hidden_size", self.hidden_size)
@@ -96,6 +109,29 @@ class IndRNNOptions:
                     "recurrent_max must be None or a positive finite number (e.g. 2 ** (1 / T)), "
                     f"got {bound!r}."
                 )
+        _finite_number("recurrent_min", self.recurrent_min, "e.g. 2 ** (-1 / T)")
+        top = 1.0 if bound is None else float(bound)
+        if not 0 <= self.recurrent_min < top:
+            raise ValueError(
+                f"recurrent_min must be >= 0 and below the top of the init draw (recurrent_max, "
+                f"or 1 without it) {top!r}, got {self.recurrent_min!r}."
+            )
+        if self.input_std is not None:
+            _finite_number("input_std", self.input_std, "e.g. 1e-3, or None for lecun-normal")
+            if not self.input_std > 0:
+                raise ValueError(
+                    f"input_std must be None or a positive number, got {self.input_std!r}."
+                )
+
+
+def _finite_number(name: str, value: Any, example: str) -> None:
+    """Refuses a value that is not a finite real number (bools included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(
+            f"{name} must be a number ({example}), got {type(value).__name__} {value!r}."
+        )
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number ({example}), got {value!r}.")
 
 
 def indrnn(
@@ -103,25 +139,34 @@ def indrnn(
     activation: Callable[[Array], Array] = jax.nn.relu,
     *,
     recurrent_max: float | None = None,
+    recurrent_min: float = 0.0,
+    input_std: float | None = None,
 ) -> base.Cell:
     """An IndRNN cell (equations and the ``recurrent_max`` rule in this module's docstring).
 
     Its recurrence is elementwise (no recurrent GEMM), so it has no fast path of its own:
     :func:`lstmx.scan` runs autodiff of ``lax.scan`` over its step.
     """
-    options = IndRNNOptions(hidden_size, activation, recurrent_max)
+    options = IndRNNOptions(hidden_size, activation, recurrent_max, recurrent_min, input_std)
     return base.make_cell(options, init_params, initial_state, step_with_gates)
 
 
 def init_params(
     options: IndRNNOptions, key: Array, input_size: int, dtype: Any = jnp.float32
 ) -> IndRNNParams:
-    """lecun-normal ``w_x``, ``u ~ U[0, recurrent_max or 1]``, zero ``b``."""
+    """lecun-normal (or ``N(0, input_std^2)``) ``w_x``, ``u ~ U[recurrent_min, recurrent_max
+    or 1]``, zero ``b``."""
     H = options.hidden_size
     key_x, key_u = jax.random.split(key)
-    w_x = base.input_kernel(key_x, input_size, H, dtype)
+    if options.input_std is None:
+        w_x = base.input_kernel(key_x, input_size, H, dtype)
+    else:
+        shape = (_checks.positive_int("input_size", input_size), H)
+        w_x = options.input_std * jax.random.normal(key_x, shape, base.draw_dtype(dtype))
+        w_x = w_x.astype(dtype)
     top = 1.0 if options.recurrent_max is None else float(options.recurrent_max)
-    u = jax.random.uniform(key_u, (H,), base.draw_dtype(dtype), 0.0, top).astype(dtype)
+    low = float(options.recurrent_min)
+    u = jax.random.uniform(key_u, (H,), base.draw_dtype(dtype), low, top).astype(dtype)
     return IndRNNParams(w_x, u, jnp.zeros((H,), dtype))
 
 
