@@ -96,6 +96,7 @@ __all__ = [
     "Vocabulary",
     "bits_per_character",
     "checkpoint_path",
+    "config_model",
     "cross_entropy",
     "default_corpus",
     "default_corpus_name",
@@ -647,6 +648,18 @@ class Config:
 _trainers: dict[tuple[Config, str], Trainer] = {}
 
 
+def config_model(config: Config, corpus: Corpus) -> CharLM:
+    """The :func:`make_model` of ``config`` over ``corpus``'s vocabulary."""
+    return make_model(
+        config.variant,
+        corpus.vocab.size,
+        config.hidden_size,
+        config.num_layers,
+        config.dropout,
+        **config.rates,
+    )
+
+
 def _sample_key(seed: int) -> Array:
     """The sampling key of a seed: a fourth stream beside (init, train, eval)."""
     return jax.random.split(jax.random.key(seed), 4)[3]
@@ -665,14 +678,7 @@ def make_trainer(config: Config, corpus: Corpus) -> Trainer:
     cache_key = (config, corpus.sha256)
     if cache_key in _trainers:
         return _trainers[cache_key]
-    model = make_model(
-        config.variant,
-        corpus.vocab.size,
-        config.hidden_size,
-        config.num_layers,
-        config.dropout,
-        **config.rates,
-    )
+    model = config_model(config, corpus)
     optimizer = training.make_optimizer(
         config.optimizer, config.learning_rate, config.clip, "global_norm"
     )
@@ -798,14 +804,7 @@ def run_char_lm(
     except ValueError as error:
         raise ValueError(f"the prompt has {error}") from None
     workdir = Path(workdir)
-    model = make_model(
-        config.variant,
-        corpus.vocab.size,
-        config.hidden_size,
-        config.num_layers,
-        config.dropout,
-        **config.rates,
-    )
+    model = config_model(config, corpus)
 
     def make_record(outcome: resume.Outcome, index: int) -> dict:
         params = jax.tree_util.tree_map(lambda leaf: leaf[index], outcome.state.params)
