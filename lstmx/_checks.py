@@ -6,6 +6,7 @@ time with a message naming what was expected and what came, instead of deep insi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,18 @@ def int_at_least(name: str, value: Any, minimum: int, why: str = "") -> int:
 def positive_int(name: str, value: Any) -> int:
     """Returns ``value`` if it is an int >= 1, else raises."""
     return int_at_least(name, value, 1)
+
+
+def finite_number(name: str, value: Any, example: str) -> float:
+    """Returns ``value`` as a float, or raises if it is not a finite real number (bools
+    refused); ``example`` says what a good value looks like."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(
+            f"{name} must be a number ({example}), got {type(value).__name__} {value!r}."
+        )
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number ({example}), got {value!r}.")
+    return float(value)
 
 
 def float_array(name: str, x: Any) -> jax.Array:

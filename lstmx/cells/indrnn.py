@@ -77,8 +77,8 @@ class IndRNNOptions:
       hidden_size: ``H``.
       activation: the elementwise non-linearity (``jax.nn.relu`` by default).
       recurrent_max: None, or a positive bound on ``|u|`` (the paper's ``2 ** (1 / T)``
-        for sequences of length ``T``): the init draws ``u ~ U[0, recurrent_max]`` and the
-        forward pass clips ``u`` to ``[-recurrent_max, recurrent_max]``.
+        for sequences of length ``T``): the init draws ``u ~ U[recurrent_min, recurrent_max]``
+        and the forward pass clips ``u`` to ``[-recurrent_max, recurrent_max]``.
       recurrent_min: the low end of the init draw ``u ~ U[recurrent_min, recurrent_max or
         1]`` (0 by default; Li et al.'s last layer uses ``2 ** (-1 / T)``).
       input_std: None for a lecun-normal ``w_x``, or a positive standard deviation:
@@ -109,7 +109,7 @@ class IndRNNOptions:
                     "recurrent_max must be None or a positive finite number (e.g. 2 ** (1 / T)), "
                     f"got {bound!r}."
                 )
-        _finite_number("recurrent_min", self.recurrent_min, "e.g. 2 ** (-1 / T)")
+        _checks.finite_number("recurrent_min", self.recurrent_min, "e.g. 2 ** (-1 / T)")
         top = 1.0 if bound is None else float(bound)
         if not 0 <= self.recurrent_min < top:
             raise ValueError(
@@ -117,21 +117,13 @@ class IndRNNOptions:
                 f"or 1 without it) {top!r}, got {self.recurrent_min!r}."
             )
         if self.input_std is not None:
-            _finite_number("input_std", self.input_std, "e.g. 1e-3, or None for lecun-normal")
+            _checks.finite_number(
+                "input_std", self.input_std, "e.g. 1e-3, or None for lecun-normal"
+            )
             if not self.input_std > 0:
                 raise ValueError(
                     f"input_std must be None or a positive number, got {self.input_std!r}."
                 )
-
-
-def _finite_number(name: str, value: Any, example: str) -> None:
-    """Refuses a value that is not a finite real number (bools included)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(
-            f"{name} must be a number ({example}), got {type(value).__name__} {value!r}."
-        )
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number ({example}), got {value!r}.")
 
 
 def indrnn(
