@@ -1,15 +1,19 @@
-"""Every published study table is recomputed from its committed records.
+"""Every published table is recomputed from what is committed under docs/results/.
 
-For each study under docs/results/ (a folder with records/ and study.json), the
-comparison that `python -m experiments.compare --workdir=docs/results/<study>` prints is
-rebuilt here, and each of its table rows must appear verbatim in README.md."""
+For each study (a folder with records/ and study.json), the comparison that
+`python -m experiments.compare --workdir=docs/results/<study>` prints is rebuilt here, and
+each of its table rows must appear verbatim in README.md. Each forecasting table is
+rebuilt from its committed ``forecast.json``, whose recurrent rows must equal the
+committed per-variant records."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from experiments.compare import loading
 from experiments.compare import report as compare
+from experiments.forecast import model as forecast
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = sorted(path.parent for path in (ROOT / "docs" / "results").glob("*/study.json"))
@@ -32,3 +36,23 @@ def test_published_table_is_recomputed_from_the_records(study, tmp_path):
 
 def test_there_are_published_studies():
     assert {path.name for path in STUDIES} >= {"greff_adding_T100", "greff_copy_T100"}
+
+
+FORECASTS = sorted((ROOT / "docs" / "results").glob("forecast_*/forecast.json"))
+
+
+@pytest.mark.parametrize("result", FORECASTS, ids=[path.parent.name for path in FORECASTS])
+def test_published_forecast_table_is_rebuilt_from_its_outputs(result):
+    data = json.loads(result.read_text())
+    records = [json.loads(path.read_text()) for path in (result.parent / "records").glob("*.json")]
+    recorded = {record["variant"]: record["test_mse"] for record in records}
+    in_table = {m["model"]: m["test_mse"] for m in data["models"] if m["kind"] == "recurrent"}
+    assert recorded and recorded == in_table  # each recurrent row is its variant's record
+    rows = [line for line in forecast.format_table(data).splitlines() if line.startswith("| ")]
+    readme = (ROOT / "README.md").read_text()
+    missing = [row for row in rows[2:] if row not in readme]
+    assert not missing, f"{result.parent.name}: README lacks {missing}"
+
+
+def test_there_are_published_forecasts():
+    assert {path.parent.name for path in FORECASTS} == {"forecast_mackey_glass", "forecast_sines"}
