@@ -56,3 +56,12 @@ def test_published_forecast_table_is_rebuilt_from_its_outputs(result):
 
 def test_there_are_published_forecasts():
     assert {path.parent.name for path in FORECASTS} == {"forecast_mackey_glass", "forecast_sines"}
+
+
+def test_published_char_lm_number_is_its_record():
+    record = json.loads((ROOT / "docs" / "results" / "char_lm" / "char_lm_lstm.json").read_text())
+    curve = {point["step"]: point["held_out_bpc"] for point in record["history"]}
+    assert record["final_bpc"] == curve[1000]
+    readme = (ROOT / "README.md").read_text()
+    for number in (record["final_bpc"], curve[200], curve[600]):
+        assert f"{number:.3f}" in readme
