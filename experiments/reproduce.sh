@@ -66,11 +66,16 @@ chrono_copy_T200() {
 # settings (their code, adding/adding.py): two layers, |u| <= 2^(1/T), their init
 # (--init=li), Adam at 2e-4, no gradient clipping of the weights; hidden 64 (theirs: 128)
 # to fit 5 seeds on 2 cores.
+# Beside it, as in their comparison, a one-layer LSTM of the same width with their
+# learning rate for tanh models, Adam at 2e-3.
 indrnn_adding_T1000() {
-  python -m experiments.run --task=adding --length=1000 --variants=indrnn --init=li \
-      --num_layers=2 --hidden_size=64 --seeds=5 --optimizer=adam --learning_rate=2e-4 \
-      --clip_mode=none --steps=5000 --batch_size=50 --eval_every=250 \
-      --workdir="$(study indrnn_adding_T1000 indrnn+li)"
+  local workdir
+  workdir="$(study indrnn_adding_T1000 indrnn+li)"
+  local li=(--task=adding --length=1000 --hidden_size=64 --seeds=5 --optimizer=adam
+            --clip_mode=none --steps=5000 --batch_size=50 --eval_every=250 --workdir="$workdir")
+  python -m experiments.run "${li[@]}" --variants=indrnn --init=li --num_layers=2 \
+      --learning_rate=2e-4
+  python -m experiments.run "${li[@]}" --variants=lstm --learning_rate=2e-3
 }
 
 STUDIES=(default_adding_T50 greff_adding_T100 greff_copy_T100 greff_adding_T200 chrono_copy_T200 indrnn_adding_T1000)
