@@ -37,6 +37,7 @@ __all__ = [
     "display_name",
     "family",
     "forward_flops",
+    "jax_memory",
     "jax_model",
     "library_of",
     "parse_shape",
@@ -348,7 +349,8 @@ class Prepared(NamedTuple):
     steps: dict[str, Step]
 
 
-def _jax_memory(compiled: Any) -> tuple[int | None, str]:
+def jax_memory(compiled: Any) -> tuple[int | None, str]:
+    """A compiled JAX program's footprint in bytes (or None) and how it was obtained."""
     try:
         stats = compiled.memory_analysis()
     except Exception as error:  # some backends do not implement it
@@ -374,7 +376,7 @@ def _prepare_jax(contender: str, shape: Shape, xs: np.ndarray, modes, seed: int)
         start = time.perf_counter()
         compiled = jax.jit(function).lower(model.params, xs).compile()
         compile_seconds = time.perf_counter() - start
-        peak, source = _jax_memory(compiled)
+        peak, source = jax_memory(compiled)
 
         def run(compiled=compiled, params=model.params):
             return jax.block_until_ready(compiled(params, xs))

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.benchmark.contenders import _jax_memory
+from experiments.benchmark.contenders import jax_memory
 
 __all__ = ["DEFAULT_MEMORY_SHAPE", "DEFAULT_MEMORY_STEPS", "run_memory_benchmark"]
 
@@ -73,7 +73,7 @@ def _compiled(contender, loss, batch, steps, inputs, hidden, remat):
     params, loss_fn = _loss(contender, loss, hidden, inputs, remat)
     xs = jax.ShapeDtypeStruct((batch, steps, inputs), jnp.float32)
     compiled = jax.jit(jax.value_and_grad(loss_fn)).lower(params, xs).compile()
-    peak_bytes, _ = _jax_memory(compiled)
+    peak_bytes, _ = jax_memory(compiled)
     return compiled, params, None if peak_bytes is None else peak_bytes / _MIB
 
 

@@ -207,14 +207,12 @@ def make_cell(config: Config) -> Cell:
         if config.init == "li":
             options["input_std"] = LI_INPUT_STD
             last_options = {"recurrent_min": 2 ** (-1 / T)}
-    layers = [
-        regularization.regularize(
-            variant(config.variant, config.hidden_size, **options, **extra),
-            config,
-            config.variant,
-        )
-        for extra in [{}] * (config.num_layers - 1) + [last_options]
-    ]
+
+    def layer(**extra: Any) -> Cell:
+        cell = variant(config.variant, config.hidden_size, **options, **extra)
+        return regularization.regularize(cell, config, config.variant)
+
+    layers = [layer() for _ in range(config.num_layers - 1)] + [layer(**last_options)]
     return layers[0] if config.num_layers == 1 else stack(layers)
 
 
