@@ -352,6 +352,46 @@ def test_min_rnn_parallel_equals_stepwise_in_values_and_gradients_at_t512(kind, 
     chex.assert_trees_all_close(*_scaled(got, want), rtol=0, atol=2e-5)
 
 
+@pytest.mark.parametrize("kind", list(FACTORIES))
+@pytest.mark.parametrize(
+    "batch_shape, T",
+    [((2, 3), 64), ((2, 3), 2 * 64 + 5), ((), 2 * 64 + 5)],
+    ids=["one_block", "three_blocks_padded", "no_batch_axis"],
+)
+def test_min_rnn_sequential_blocks_equal_stepwise_in_values_and_gradients(kind, batch_shape, T):
+    """The blocked sequential loop (one GEMM per block of <= BLOCK_STEPS steps, hand-written
+    VJP) against autodiff of the step loop: one block, several blocks with identity padding
+    (T = 133 runs as 3 blocks of 45), extra batch axes and none; both directions, with
+    lengths where there is a batch; gradients of params, xs and the initial state."""
+    from lstmx.cells import min_rnn
+
+    assert min_rnn.BLOCK_STEPS == 64, "the T values above straddle 64-step blocks"
+    I, H = 3, 5
+    cell = FACTORIES[kind](H, parallel=False)
+    params = _random_params(cell, I, scale=1.0)
+    xs = jnp.asarray(_normal(*batch_shape, T, I))
+    h0 = lstmx.MinRNNState(jnp.asarray(_normal(*batch_shape, H)))
+    lengths = None
+    if batch_shape:  # one full sequence, one empty, the rest anywhere in between
+        lengths = RNG.integers(0, T + 1, batch_shape)
+        lengths[0, 0], lengths[0, 1] = T, 0
+        lengths = jnp.asarray(lengths)
+
+    def values_and_grads(run, reverse):
+        def loss(params, xs, h0):
+            final, ys = run(cell, params, xs, h0, lengths=lengths, reverse=reverse)
+            return jnp.sum(ys * jnp.cos(ys)) + jnp.sum(jnp.sin(final.h)), (final, ys)
+
+        (_, values), grads = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(params, xs, h0)
+        return values, grads
+
+    for reverse in (False, True):
+        got = jax.jit(values_and_grads, static_argnums=(0, 1))(lstmx.scan, reverse)
+        want = jax.jit(values_and_grads, static_argnums=(0, 1))(lstmx.scan_stepwise, reverse)
+        chex.assert_tree_all_finite(got)
+        chex.assert_trees_all_close(*_scaled(got, want), rtol=0, atol=2e-5)
+
+
 def test_min_rnn_parallel_choice():
     from lstmx.cells import min_rnn
 
