@@ -174,8 +174,9 @@ def to_markdown(result: Mapping[str, Any]) -> str:
             f"Median of {settings.get('sweep_repetitions', settings['repetitions'])} "
             "interleaved repetitions per T. Speed-up: lstmx lstm's time ÷ this row's (above 1: "
             "faster than the LSTM). minGRU and minLSTM run their default path, "
-            '`parallel="auto"`: on CPU the elementwise sequential loop (all gate GEMMs '
-            "hoisted out of it), elsewhere the log-space associative scan (depth log T).",
+            '`parallel="auto"`: on CPU a sequential loop over blocks of up to 64 steps (one '
+            "gate GEMM per block, an elementwise inner loop), elsewhere the log-space "
+            "associative scan (depth log T).",
             "",
             "| T | contender | median ms | IQR ms | µs per time step | speed-up vs lstmx lstm "
             "| ÷ flax | ÷ torch | peak MiB |",
