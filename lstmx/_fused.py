@@ -8,18 +8,22 @@ forward loop what the backward needs, as cuDNN's reserve space does:
 * forward: the plain loop, saving each step's incoming state and either the cell's own
   residuals (a :class:`HandBackward`: post-activation gates, ``tanh(c_t)``...) or, for a
   cell without one, the two projections ``x_proj`` and ``hh``;
-* backward: a reverse loop with no GEMM but ``dh_{t-1} += dz_t W_hᵀ``: the cell's
-  hand-written elementwise backward, or else the VJP of ``pointwise`` at the saved
-  projections (autodiff of elementwise work only; nothing is recomputed through a GEMM);
-* after the loop, every weight gradient as one GEMM over all steps:
-  :math:`dW_h = \sum_t h_{t-1}^\top dz_t`, and the input kernel's and bias's gradients
-  (with ``d xs``) as the VJP of ``project_inputs`` over the whole sequence; autodiff of
-  ``lax.scan`` instead accumulates T small GEMMs inside the backward loop.
+* backward: a reverse loop whose only GEMMs are ``dh_{t-1} += dz_t W_hᵀ`` and the weight
+  gradients' shares: the cell's hand-written elementwise backward, or else the VJP of
+  ``pointwise`` at the saved projections (autodiff of elementwise work only; nothing is
+  recomputed through a GEMM);
+* weight gradients: the input projection's VJP at each step inside that loop (``dW_x``,
+  the biases it reads and ``d x_t``), and :math:`dW_h = \sum_t h_{t-1}^\top dz_t` inside
+  the loop too when a step has at least :data:`W_H_IN_LOOP_MIN_ROWS` rows, else as one
+  ``[H, T*B] @ [T*B, G*H]`` GEMM after it over the stored ``dz``.
 
 Measured interleaved on XLA:CPU (2-core AMD EPYC, jax 0.10; README "Speed"): recomputing
 the projections in the backward loop cost 4-18 % of a training step, autodiff of the LSTM's
 elementwise part (against its hand-written backward) another 5-11 %; the GRU's hand-written
-backward gained nothing measurable over autodiff.
+backward gained nothing measurable over autodiff. Storing ``dz`` for GEMMs after the loop
+cost more than the GEMMs saved: the weight gradients' shares inside the loop made a step
+13.5 % faster at B = 128 (LSTM and GRU, H = 128) and 2 % at B = 32, H = 512, where only
+``dW_x``'s moved in (``dW_h``'s in-loop GEMM, contracting 32 rows, was slower there).
 
 The input projection stays inside the loop on purpose: hoisting it out as one
 ``[T*B, I] @ [I, G*H]`` GEMM made the forward loop 2-2.5x slower, because each step then
@@ -59,6 +63,20 @@ class HandBackward(NamedTuple):
 
     forward: Callable[..., tuple[Any, Array, Any]]
     backward: Callable[..., tuple[Any, Any, Array, Array]]
+
+
+#: From how many rows per step (the batch, all batch axes together) the backward loop adds
+#: each step's ``h_{t-1}^T dz_t`` to ``dW_h`` itself, instead of storing every ``dz_t`` and
+#: taking one ``[H, T*B] @ [T*B, G*H]`` GEMM after the loop. Measured interleaved on XLA:CPU
+#: (README "Speed"): at B = 128 and 256 the loop's GEMM was 2-15 % faster (no ``[T, B,
+#: G*H]`` array to write and read back), at B = 32 the single GEMM 14-17 % faster (a
+#: contraction over 32 rows runs GEMMs slowly), at 64 mixed (3 % slower to 30 % faster).
+W_H_IN_LOOP_MIN_ROWS = 128
+
+
+def _rows(x: Array) -> Array:
+    """``x [..., F]`` as a matrix ``[rows, F]``."""
+    return x.reshape(-1, x.shape[-1])
 
 
 def _elementwise_params(params):
@@ -130,10 +148,12 @@ def make_fast_scan(
         d_final, d_ys = cotangents
         w_h = params.w_h
         small = _elementwise_params(params)
+        rows = int(np.prod(states.h.shape[1:-1], dtype=int))  # rows of one step's GEMMs
+        w_h_in_loop = rows >= W_H_IN_LOOP_MIN_ROWS
 
         def body(carry, inputs):
-            d_state, d_small = carry
-            state, saved_t, valid_t, dy_t = inputs
+            d_state, d_params = carry
+            state, saved_t, x_t, valid_t, dy_t = inputs
             d_kept = None
             if valid_t is not None:  # a kept step passes d_state through untouched
                 mask = valid_t[..., None]
@@ -141,34 +161,44 @@ def make_fast_scan(
                 d_state = _where(mask, d_state, jax.tree_util.tree_map(jnp.zeros_like, d_state))
                 dy_t = jnp.where(mask, dy_t, jnp.zeros_like(dy_t))
             d_small_t, d_prev, d_x_proj, d_hh = backward(small, state, saved_t, d_state, dy_t)
-            d_prev = d_prev._replace(h=d_prev.h + (d_x_proj if d_hh is None else d_hh) @ w_h.T)
+            if d_hh is None:
+                d_hh = d_x_proj
+            d_prev = d_prev._replace(h=d_prev.h + d_hh @ w_h.T)
             if d_kept is not None:
                 d_prev = jax.tree_util.tree_map(jnp.add, d_prev, d_kept)
-            d_small = jax.tree_util.tree_map(jnp.add, d_small, d_small_t)
-            return (d_prev, d_small), (d_x_proj, d_hh)
+            # This step's share of the input kernel's (and bias's) gradient and d x_t: the
+            # VJP of project_inputs at x_t, its rows flattened so that dW_x is one GEMM.
+            _, project_vjp = jax.vjp(project_inputs, params, _rows(x_t))
+            d_projection, d_x = project_vjp(_rows(d_x_proj))
+            d_w_h = _rows(state.h).T @ _rows(d_hh) if w_h_in_loop else None
+            d_t = jax.tree_util.tree_map(
+                jnp.add, d_projection._replace(w_x=None, w_h=None), d_small_t
+            )._replace(w_x=d_projection.w_x, w_h=d_w_h)
+            d_params = jax.tree_util.tree_map(jnp.add, d_params, d_t)
+            outputs = d_x.reshape(x_t.shape) if w_h_in_loop else (d_x.reshape(x_t.shape), d_hh)
+            return (d_prev, d_params), outputs
 
-        zeros = jax.tree_util.tree_map(jnp.zeros_like, small)
-        (d_state, d_small), (d_x_proj, d_hh) = lax.scan(
+        # Sums over steps run in float32 at least, so that bfloat16 params lose no more to
+        # the T additions than one GEMM would.
+        zeros = jax.tree_util.tree_map(
+            lambda leaf: jnp.zeros(leaf.shape, jnp.promote_types(leaf.dtype, jnp.float32)),
+            params,
+        )
+        if not w_h_in_loop:
+            zeros = zeros._replace(w_h=None)
+        (d_state, d_params), outputs = lax.scan(
             body,
             (d_final, zeros),
-            (states, saved, valid, d_ys),
+            (states, saved, xs, valid, d_ys),
             reverse=not reverse,
             unroll=unroll,
         )
-        if d_hh is None:
-            d_hh = d_x_proj
-        # dW_h = sum over steps and batch of h_{t-1}^T dz_t, as one GEMM.
-        h_prev = states.h.reshape(-1, states.h.shape[-1])
-        d_w_h = h_prev.T @ d_hh.reshape(-1, d_hh.shape[-1])
-        # The input kernel's and bias's gradients and d xs: one VJP over the sequence, its
-        # rows flattened so that dW_x is one plain [I, T*B] @ [T*B, G*H] GEMM.
-        flat_xs = xs.reshape(-1, xs.shape[-1])
-        _, project_vjp = jax.vjp(project_inputs, params, flat_xs)
-        d_projection, d_xs = project_vjp(d_x_proj.reshape(-1, d_x_proj.shape[-1]))
-        d_xs = d_xs.reshape(xs.shape)
-        d_params = jax.tree_util.tree_map(
-            jnp.add, d_projection._replace(w_x=None, w_h=None), d_small
-        )._replace(w_x=d_projection.w_x, w_h=d_w_h)
+        if w_h_in_loop:
+            d_xs = outputs
+        else:  # dW_h = sum over steps and batch of h_{t-1}^T dz_t, as one GEMM
+            d_xs, d_hh = outputs
+            d_params = d_params._replace(w_h=_rows(states.h).T @ _rows(d_hh))
+        d_params = jax.tree_util.tree_map(lambda d, p: d.astype(p.dtype), d_params, params)
         d_valid = None if valid is None else np.zeros(valid.shape, jax.dtypes.float0)
         return d_params, d_state, d_xs, d_valid
 

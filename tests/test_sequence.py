@@ -35,6 +35,39 @@ def test_time_major_and_leading_batch_axes():
     )
 
 
+# The fast path forms dW_h in one of two ways: inside the backward loop (from
+# W_H_IN_LOOP_MIN_ROWS rows per step) or as one GEMM after it. Both, forced at a small
+# batch, against autodiff of the step loop, for every cell on that path (rnn, the LSTM
+# family with and without hand-written backwards, GRU, MGU), with lengths, reverse and
+# two batch axes.
+FUSED_CELLS = ["rnn", "lstm", "peephole", "cifg", "nog", "fgr", "lstmp", "ln_lstm", "gru", "mgu"]
+
+
+@pytest.mark.parametrize("in_loop", [False, True], ids=["after_loop", "in_loop"])
+@pytest.mark.parametrize("name", FUSED_CELLS)
+def test_fast_path_weight_gradients_in_and_after_the_loop(name, in_loop, monkeypatch):
+    from lstmx import _fused
+
+    monkeypatch.setattr(_fused, "W_H_IN_LOOP_MIN_ROWS", 1 if in_loop else 10**9)
+    cell, params, xs = _setup(name, batch_shape=(2, 3))
+    lengths = jnp.array([[7, 4, 0], [1, 7, 5]])
+
+    def values_and_grads(run, reverse):
+        def loss(params, xs):
+            final, ys = run(cell, params, xs, lengths=lengths, reverse=reverse)
+            leaves = jax.tree_util.tree_leaves(final)
+            return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(leaf**2) for leaf in leaves)
+
+        return jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))(params, xs)
+
+    for reverse in (False, True):
+        chex.assert_trees_all_close(
+            values_and_grads(lstmx.scan, reverse),
+            values_and_grads(lstmx.scan_stepwise, reverse),
+            **F32._asdict(),
+        )
+
+
 # The fast path (custom VJP) and autodiff of lax.scan over Cho's GRU.
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("name", ["lstm", "gru_cho"])
