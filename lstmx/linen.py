@@ -4,7 +4,7 @@ Two ways in, both storing the cell's params NamedTuple (e.g. :class:`lstmx.LSTMP
 one Flax parameter named ``"cell"``:
 
 * :class:`RNN` runs a cell over a whole sequence with :func:`lstmx.scan`, so training
-  gets the fast path (weight gradients as single GEMMs after the backward loop). Prefer it.
+  gets the fast path (a hand-made VJP on saved gates, :mod:`lstmx._fused`). Prefer it.
 * :class:`CellWrapper` is a ``flax.linen.RNNCellBase``: one step, for code written around
   ``flax.linen.RNN`` or ``flax.linen.Bidirectional``. Its carry is the lstmx state
   (``LSTMState(h, c)``, not Flax's ``(c, h)``).

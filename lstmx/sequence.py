@@ -47,8 +47,8 @@ def scan(
 ) -> tuple[State, Array]:
     """Runs ``cell`` over a sequence with ``lax.scan``.
 
-    Uses the cell's fast path (``cell.fast_scan``: a hand-made VJP whose weight gradients
-    are single GEMMs after the backward loop) where it has one. Reverse-mode autodiff
+    Uses the cell's fast path (``cell.fast_scan``: a hand-made VJP that saves what its
+    backward needs, :mod:`lstmx._fused`) where it has one. Reverse-mode autodiff
     (``jax.grad``, ``jax.vjp``) works through it; forward mode (``jax.jvp``,
     ``jax.jacfwd``) does not, so use :func:`scan_stepwise`, same contract, for that.
 
