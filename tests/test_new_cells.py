@@ -14,6 +14,7 @@ in values and gradients, with lengths and ``reverse``, up to T = 512.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import chex
 import flax.linen as nn
@@ -326,6 +327,19 @@ def test_min_rnn_equals_numpy_loop_and_the_papers_log_scan(kind):
     chex.assert_trees_all_close(_f64(ys), paper, rtol=1e-5, atol=1e-5)
 
 
+@partial(jax.jit, static_argnums=(0, 1), static_argnames=("reverse",))
+def _values_and_grads(run, cell, params, xs, h0, lengths, reverse):
+    """``((final, ys), (d params, d xs, d h0))`` of ``run`` (``lstmx.scan`` or
+    ``scan_stepwise``) under a loss on both outputs and the final state."""
+
+    def loss(params, xs, h0):
+        final, ys = run(cell, params, xs, h0, lengths=lengths, reverse=reverse)
+        return jnp.sum(ys * jnp.cos(ys)) + jnp.sum(jnp.sin(final.h)), (final, ys)
+
+    (_, values), grads = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(params, xs, h0)
+    return values, grads
+
+
 @pytest.mark.parametrize("kind, reverse", [("min_gru", False), ("min_lstm", True)])
 def test_min_rnn_parallel_equals_stepwise_in_values_and_gradients_at_t512(kind, reverse):
     """The log-space associative scan against autodiff of the step loop, T = 512, with a
@@ -337,17 +351,10 @@ def test_min_rnn_parallel_equals_stepwise_in_values_and_gradients_at_t512(kind, 
     params = _random_params(parallel, I, scale=1.0)
     xs, h0 = jnp.asarray(_normal(B, T, I)), lstmx.MinRNNState(jnp.asarray(_normal(B, H)))
     lengths = jnp.asarray([T, 300, 1])
-
-    def values_and_grads(run, cell):
-        def loss(params, xs, h0):
-            final, ys = run(cell, params, xs, h0, lengths=lengths, reverse=reverse)
-            return jnp.sum(ys * jnp.cos(ys)) + jnp.sum(jnp.sin(final.h)), (final, ys)
-
-        (_, values), grads = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(params, xs, h0)
-        return values, grads
-
-    got = jax.jit(values_and_grads, static_argnums=(0, 1))(lstmx.scan, parallel)
-    want = jax.jit(values_and_grads, static_argnums=(0, 1))(lstmx.scan_stepwise, sequential)
+    got = _values_and_grads(lstmx.scan, parallel, params, xs, h0, lengths, reverse=reverse)
+    want = _values_and_grads(
+        lstmx.scan_stepwise, sequential, params, xs, h0, lengths, reverse=reverse
+    )
     chex.assert_tree_all_finite(got)
     chex.assert_trees_all_close(*_scaled(got, want), rtol=0, atol=2e-5)
 
@@ -376,18 +383,11 @@ def test_min_rnn_sequential_blocks_equal_stepwise_in_values_and_gradients(kind, 
         lengths = RNG.integers(0, T + 1, batch_shape)
         lengths[0, 0], lengths[0, 1] = T, 0
         lengths = jnp.asarray(lengths)
-
-    def values_and_grads(run, reverse):
-        def loss(params, xs, h0):
-            final, ys = run(cell, params, xs, h0, lengths=lengths, reverse=reverse)
-            return jnp.sum(ys * jnp.cos(ys)) + jnp.sum(jnp.sin(final.h)), (final, ys)
-
-        (_, values), grads = jax.value_and_grad(loss, (0, 1, 2), has_aux=True)(params, xs, h0)
-        return values, grads
-
     for reverse in (False, True):
-        got = jax.jit(values_and_grads, static_argnums=(0, 1))(lstmx.scan, reverse)
-        want = jax.jit(values_and_grads, static_argnums=(0, 1))(lstmx.scan_stepwise, reverse)
+        got = _values_and_grads(lstmx.scan, cell, params, xs, h0, lengths, reverse=reverse)
+        want = _values_and_grads(
+            lstmx.scan_stepwise, cell, params, xs, h0, lengths, reverse=reverse
+        )
         chex.assert_tree_all_finite(got)
         chex.assert_trees_all_close(*_scaled(got, want), rtol=0, atol=2e-5)
 
