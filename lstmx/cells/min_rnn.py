@@ -193,7 +193,11 @@ def log_g(v: Array) -> Array:
 
 def coefficients(options: Any, params: Any, x: Array) -> tuple[Array, Array, dict[str, Array]]:
     """``(a, b, gates)`` of :math:`h_t = a \\odot h_{t-1} + b` for inputs ``x [..., I]``."""
-    k = base.affine(x, params.w_x, params.b)
+    return coefficients_of_logits(options, base.affine(x, params.w_x, params.b))
+
+
+def coefficients_of_logits(options: Any, k: Array) -> tuple[Array, Array, dict[str, Array]]:
+    """:func:`coefficients` from the logits ``k = x W_x + b [..., G*H]``."""
     if isinstance(options, MinGRUOptions):
         k_z, v = jnp.split(k, 2, axis=-1)
         z, h_tilde = base.sigmoid(k_z), g(v)
@@ -291,10 +295,10 @@ def _sequential_scan(options, params, state, xs, valid, reverse, unroll):
     return MinRNNState(final), ys
 
 
-def _masked_coefficients(options, params, x, keep):
-    """``(a, b)`` of a block ``x [C, *batch, I]``; a step where ``keep`` is False is the
-    identity map, ``a = 1``, ``b = 0``."""
-    a, b, _ = coefficients(options, params, x)
+def _masked_coefficients(options, k, keep):
+    """``(a, b)`` of a block's logits ``k [C, *batch, G*H]``; a step where ``keep`` is False
+    is the identity map, ``a = 1``, ``b = 0``."""
+    a, b, _ = coefficients_of_logits(options, k)
     if keep is None:
         return a, b
     keep = keep[..., None]
@@ -305,7 +309,7 @@ def _block_forward(options, params, reverse, unroll, h, block):
     """One block of steps (``x [C, *batch, I]``, ``keep [C, *batch]`` or None) from ``h
     [*batch, H]``: the state after the block and the block's outputs ``[C, *batch, H]``."""
     x, keep = block
-    a, b = _masked_coefficients(options, params, x, keep)
+    a, b = _masked_coefficients(options, base.affine(x, params.w_x, params.b), keep)
 
     def step(h, coefficients):
         a_t, b_t = coefficients
@@ -359,7 +363,8 @@ def _blocked_recurrence_backward(options, reverse, unroll, residuals, d_hs):
     def body(carry, block):
         d_next, d_w, d_b = carry
         x, keep_block, h_block, h_start, dy = block
-        a, _ = _masked_coefficients(options, params, x, keep_block)
+        k = base.affine(x, params.w_x, params.b)  # the block's logits, recomputed
+        a, _ = _masked_coefficients(options, k, keep_block)
         d_next, g = lax.scan(step, d_next, (dy, a), reverse=not reverse, unroll=unroll)
         if reverse:  # h_{t-1}: the state each step started from
             h_prev = jnp.concatenate([h_block[1:], h_start[None]])
@@ -370,7 +375,7 @@ def _blocked_recurrence_backward(options, reverse, unroll, residuals, d_hs):
             mask = keep_block[..., None]
             d_a = jnp.where(mask, d_a, jnp.zeros_like(d_a))
             d_b_coefficient = jnp.where(mask, g, jnp.zeros_like(g))
-        d_k = _logit_gradient(options, params, x, d_a, d_b_coefficient)
+        d_k = _logit_gradient(options, k, d_a, d_b_coefficient)
         flat_x, flat_d_k = x.reshape(-1, x.shape[-1]), d_k.reshape(-1, d_k.shape[-1])
         d_w = d_w + flat_x.T @ flat_d_k
         d_b = d_b + flat_d_k.sum(axis=0)
@@ -387,7 +392,7 @@ def _blocked_recurrence_backward(options, reverse, unroll, residuals, d_hs):
 blocked_recurrence.defvjp(_blocked_recurrence_forward, _blocked_recurrence_backward)
 
 
-def _logit_gradient(options, params, x, d_a, d_b):
+def _logit_gradient(options, k, d_a, d_b):
     r"""The gradient of the logits :math:`k = x W + b` from those of ``a`` and ``b``:
 
     * minGRU (:math:`a = 1 - z`, :math:`b = z \tilde h`): :math:`\bar k_z = (\bar b \tilde h -
@@ -398,7 +403,6 @@ def _logit_gradient(options, params, x, d_a, d_b):
 
     where :math:`g'(v) = 1` for :math:`v \ge 0`, :math:`\sigma(v)(1 - \sigma(v))` otherwise.
     """
-    k = base.affine(x, params.w_x, params.b)
     if isinstance(options, MinGRUOptions):
         k_z, v = jnp.split(k, 2, axis=-1)
         z, sigma_v = base.sigmoid(k_z), base.sigmoid(v)
