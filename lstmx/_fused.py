@@ -170,12 +170,13 @@ def make_fast_scan(
             # VJP of project_inputs at x_t, its rows flattened so that dW_x is one GEMM.
             _, project_vjp = jax.vjp(project_inputs, params, _rows(x_t))
             d_projection, d_x = project_vjp(_rows(d_x_proj))
+            d_x = d_x.reshape(x_t.shape)
             d_w_h = _rows(state.h).T @ _rows(d_hh) if w_h_in_loop else None
             d_t = jax.tree_util.tree_map(
                 jnp.add, d_projection._replace(w_x=None, w_h=None), d_small_t
             )._replace(w_x=d_projection.w_x, w_h=d_w_h)
             d_params = jax.tree_util.tree_map(jnp.add, d_params, d_t)
-            outputs = d_x.reshape(x_t.shape) if w_h_in_loop else (d_x.reshape(x_t.shape), d_hh)
+            outputs = d_x if w_h_in_loop else (d_x, d_hh)
             return (d_prev, d_params), outputs
 
         # Sums over steps run in float32 at least, so that bfloat16 params lose no more to
