@@ -154,8 +154,8 @@ def init_params(
         w_x = base.input_kernel(key_x, input_size, H, dtype)
     else:
         shape = (_checks.positive_int("input_size", input_size), H)
-        w_x = options.input_std * jax.random.normal(key_x, shape, base.draw_dtype(dtype))
-        w_x = w_x.astype(dtype)
+        draw = jax.nn.initializers.normal(options.input_std)
+        w_x = draw(key_x, shape, base.draw_dtype(dtype)).astype(dtype)
     top = 1.0 if options.recurrent_max is None else float(options.recurrent_max)
     low = float(options.recurrent_min)
     u = jax.random.uniform(key_u, (H,), base.draw_dtype(dtype), low, top).astype(dtype)
