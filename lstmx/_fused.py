@@ -146,7 +146,11 @@ def make_fast_scan(
     def fast_scan_backward(reverse, unroll, residuals, cotangents):
         params, (states, saved), xs, valid = residuals
         d_final, d_ys = cotangents
-        w_h = params.w_h
+        # Transposed once here, not inside the loop: each step's ``dz W_hᵀ`` then reads a
+        # row-major [G*H, H] operand. Measured interleaved on XLA:CPU: that GEMM alone
+        # 1.25x faster at [32, 2048] @ [2048, 512], the training step 3-4 % faster at
+        # B = 32, H = 512 (LSTM, GRU) and unchanged at B = 128, H = 128.
+        w_h_transposed = params.w_h.T
         small = _elementwise_params(params)
         rows = int(np.prod(states.h.shape[1:-1], dtype=int))  # rows of one step's GEMMs
         w_h_in_loop = rows >= W_H_IN_LOOP_MIN_ROWS
@@ -163,7 +167,7 @@ def make_fast_scan(
             d_small_t, d_prev, d_x_proj, d_hh = backward(small, state, saved_t, d_state, dy_t)
             if d_hh is None:
                 d_hh = d_x_proj
-            d_prev = d_prev._replace(h=d_prev.h + d_hh @ w_h.T)
+            d_prev = d_prev._replace(h=d_prev.h + d_hh @ w_h_transposed)
             if d_kept is not None:
                 d_prev = jax.tree_util.tree_map(jnp.add, d_prev, d_kept)
             # This step's share of the input kernel's (and bias's) gradient and d x_t: the
