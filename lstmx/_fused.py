@@ -180,8 +180,7 @@ def make_fast_scan(
                 jnp.add, d_projection._replace(w_x=None, w_h=None), d_small_t
             )._replace(w_x=d_projection.w_x, w_h=d_w_h)
             d_params = jax.tree_util.tree_map(jnp.add, d_params, d_t)
-            outputs = d_x if w_h_in_loop else (d_x, d_hh)
-            return (d_prev, d_params), outputs
+            return (d_prev, d_params), (d_x, None if w_h_in_loop else d_hh)
 
         # Sums over steps run in float32 at least, so that bfloat16 params lose no more to
         # the T additions than one GEMM would.
@@ -191,17 +190,14 @@ def make_fast_scan(
         )
         if not w_h_in_loop:
             zeros = zeros._replace(w_h=None)
-        (d_state, d_params), outputs = lax.scan(
+        (d_state, d_params), (d_xs, d_hh) = lax.scan(
             body,
             (d_final, zeros),
             (states, saved, xs, valid, d_ys),
             reverse=not reverse,
             unroll=unroll,
         )
-        if w_h_in_loop:
-            d_xs = outputs
-        else:  # dW_h = sum over steps and batch of h_{t-1}^T dz_t, as one GEMM
-            d_xs, d_hh = outputs
+        if not w_h_in_loop:  # dW_h = sum over steps and batch of h_{t-1}^T dz_t, as one GEMM
             d_params = d_params._replace(w_h=_rows(states.h).T @ _rows(d_hh))
         d_params = jax.tree_util.tree_map(lambda d, p: d.astype(p.dtype), d_params, params)
         d_valid = None if valid is None else np.zeros(valid.shape, jax.dtypes.float0)

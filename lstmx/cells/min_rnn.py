@@ -405,22 +405,21 @@ def _logit_gradient(options, k, d_a, d_b):
     """
     if isinstance(options, MinGRUOptions):
         k_z, v = jnp.split(k, 2, axis=-1)
-        z, sigma_v = base.sigmoid(k_z), base.sigmoid(v)
-        h_tilde, g_prime = _g_and_slope(v, sigma_v)
+        z = base.sigmoid(k_z)
+        h_tilde, g_prime = g(v), _g_slope(v)
         return jnp.concatenate([(d_b * h_tilde - d_a) * z * (1.0 - z), d_b * z * g_prime], -1)
     k_f, k_i, v = jnp.split(k, 3, axis=-1)
-    f, i, sigma_v = base.sigmoid(k_f), base.sigmoid(k_i), base.sigmoid(v)
-    h_tilde, g_prime = _g_and_slope(v, sigma_v)
+    f, i = base.sigmoid(k_f), base.sigmoid(k_i)
+    h_tilde, g_prime = g(v), _g_slope(v)
     f_norm, i_norm = f / (f + i), i / (f + i)
     s = (d_a - d_b * h_tilde) * f_norm * i_norm
     return jnp.concatenate([s * (1.0 - f), -s * (1.0 - i), d_b * i_norm * g_prime], -1)
 
 
-def _g_and_slope(v, sigma_v):
-    """:func:`g` and its derivative at ``v``, given ``sigma_v = σ(v)``."""
-    positive = v >= 0
-    h_tilde = jnp.where(positive, v + 0.5, sigma_v)
-    return h_tilde, jnp.where(positive, jnp.ones_like(v), sigma_v * (1.0 - sigma_v))
+def _g_slope(v: Array) -> Array:
+    """The derivative of :func:`g` at ``v``: 1 for ``v >= 0``, else ``σ(v)(1 - σ(v))``."""
+    sigma_v = base.sigmoid(v)
+    return jnp.where(v >= 0, jnp.ones_like(v), sigma_v * (1.0 - sigma_v))
 
 
 def _compose(first: tuple[Array, Array], second: tuple[Array, Array]) -> tuple[Array, Array]:
