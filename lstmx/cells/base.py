@@ -158,9 +158,36 @@ def input_kernel(key: Array, input_size: int, columns: int, dtype: Any) -> Array
     return lecun_normal(key, (input_size, columns), dtype)
 
 
+def orthogonal(key: Array, shape: tuple[int, int], dtype: Any) -> Array:
+    """``jax.nn.initializers.orthogonal()(key, shape, dtype)``, safe under ``jit(vmap(...))``.
+
+    Under ``vmap`` over keys the QR decompositions run one key after another
+    (``lax.map``) instead of as one batched QR. On XLA:CPU (jaxlib 0.10.2) the batched
+    LAPACK QR kernel splits its batch over the intra-op thread pool it is already running
+    on and blocks waiting for it; two such QRs at once (every cell draws several
+    recurrent blocks) can occupy every worker and deadlock the process, about one launch
+    in four on 2 cores. One matrix per call never waits on the pool. The values are those
+    of the unbatched initialiser, bit for bit, seed by seed.
+    """
+    initializer = jax.nn.initializers.orthogonal()
+
+    @jax.custom_batching.custom_vmap
+    def draw(key):
+        return initializer(key, shape, dtype)
+
+    @draw.def_vmap
+    def draw_one_key_at_a_time(axis_size, in_batched, key):
+        del axis_size  # the keys' leading axis says it
+        if not in_batched[0]:
+            return draw(key), False
+        return jax.lax.map(draw, key), True
+
+    return draw(key)
+
+
 def orthogonal_blocks(key: Array, rows: int, columns: int, num_blocks: int, dtype: Any) -> Array:
-    """``num_blocks`` independent orthogonal ``[rows, columns]`` matrices side by side."""
-    orthogonal = jax.nn.initializers.orthogonal()
+    """``num_blocks`` independent orthogonal ``[rows, columns]`` matrices side by side
+    (:func:`orthogonal`, so ``jit(vmap(cell.init))`` cannot deadlock XLA:CPU)."""
     keys = jax.random.split(key, num_blocks)
     shape, draw = (rows, columns), draw_dtype(dtype)
     return jnp.concatenate([orthogonal(k, shape, draw) for k in keys], 1).astype(dtype)
