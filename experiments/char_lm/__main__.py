@@ -34,7 +34,7 @@ from absl import app, flags
 
 from experiments.char_lm import model as char_lm
 from experiments.shared import cli as _common
-from experiments.shared import regularization, resume
+from experiments.shared import regularization
 from lstmx.cells import variant_names
 
 FLAGS = flags.FLAGS
@@ -74,6 +74,7 @@ flags.DEFINE_integer("sample_length", 400, "Characters to sample.", lower_bound=
 flags.DEFINE_integer("seed", 0, "Seed for initialisation, batches, dropout and sampling.")
 flags.DEFINE_string("workdir", "runs/char_lm", "Directory for the record and checkpoints.")
 _common.define_wait_for_lock()
+_common.define_stall_timeout()
 
 flags.register_validator(
     "variant",
@@ -147,20 +148,15 @@ def main(argv):
         f"{info['held_out_chars']:,} held-out characters, {info['vocab_size']} distinct "
         f"(uniform guess: {math.log2(info['vocab_size']):.3f} bits per character)"
     )
-    try:
-        with resume.lock_workdir(FLAGS.workdir, wait=FLAGS.wait_for_lock):
-            record = char_lm.run_char_lm(
-                config,
-                corpus,
-                FLAGS.workdir,
-                prompt=prompt,
-                temperature=FLAGS.temperature,
-                sample_length=FLAGS.sample_length,
-            )
-    except resume.PreemptedError:
-        sys.exit(resume.EXIT_PREEMPTED)
-    except (resume.WorkdirLockedError, resume.ConfigMismatchError, resume.WriteError) as error:
-        sys.exit(f"{name}: error: {error}")
+    with _common.supervised(name, FLAGS.workdir, wait=FLAGS.wait_for_lock):
+        record = char_lm.run_char_lm(
+            config,
+            corpus,
+            FLAGS.workdir,
+            prompt=prompt,
+            temperature=FLAGS.temperature,
+            sample_length=FLAGS.sample_length,
+        )
     print(
         f"held-out bits per character: {record['final_bpc']:.3f} after {config.steps} steps "
         f"({record['num_params']:,} parameters)"

@@ -27,7 +27,6 @@ from absl import app, flags
 
 from experiments.forecast import model as forecast
 from experiments.shared import cli as _common
-from experiments.shared import resume
 from lstmx.cells import variant_names
 
 FLAGS = flags.FLAGS
@@ -55,6 +54,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the sines series and of training.", low
 flags.DEFINE_integer("plot_length", 200, "Test steps drawn in forecast.png.", lower_bound=1)
 _common.define_workdir("Where outputs, records and checkpoints go (default: runs/forecast/SERIES).")
 _common.define_wait_for_lock()
+_common.define_stall_timeout()
 
 flags.register_validator(
     "variants",
@@ -102,12 +102,8 @@ def main(argv):
     except (ValueError, TypeError, OSError) as error:
         sys.exit(f"{name}: error: {error}")
     try:
-        with resume.lock_workdir(workdir, wait=FLAGS.wait_for_lock):
+        with _common.supervised(name, workdir, wait=FLAGS.wait_for_lock):
             _run(config, workdir)
-    except resume.PreemptedError:
-        sys.exit(resume.EXIT_PREEMPTED)
-    except (resume.WorkdirLockedError, resume.ConfigMismatchError, resume.WriteError) as error:
-        sys.exit(f"{name}: error: {error}")
     except OSError as error:  # the outputs: each written atomically, so the old ones stay
         sys.exit(f"{name}: error: could not write the outputs ({error}).")
 

@@ -51,7 +51,7 @@ from experiments.compare import report as compare
 from experiments.run import loop as experiment
 from experiments.run import model
 from experiments.shared import cli as _common
-from experiments.shared import regularization, resume
+from experiments.shared import regularization
 from lstmx.cells import variant_names
 
 # Per-task defaults from the literature (Arjovsky et al. 2016; Tallec & Ollivier 2018),
@@ -119,6 +119,7 @@ flags.DEFINE_string(
     "workdir", "runs/default", "Directory for records, checkpoints and the summary."
 )
 _common.define_wait_for_lock()
+_common.define_stall_timeout()
 flags.DEFINE_bool(
     "distributed",
     False,
@@ -239,17 +240,15 @@ def main(argv):
             print(line, flush=True)
 
     try:
-        with resume.lock_workdir(FLAGS.workdir, wait=FLAGS.wait_for_lock, log=log, enabled=writer):
+        with _common.supervised(
+            "experiments.run", FLAGS.workdir, wait=FLAGS.wait_for_lock, log=log, lock=writer
+        ):
             for config in configs:
                 experiment.run_variant(
                     config, FLAGS.workdir, checkpoint_every=FLAGS.checkpoint_every, log=log
                 )
             if writer:
                 _summarise(configs[0].label)
-    except resume.PreemptedError:
-        sys.exit(resume.EXIT_PREEMPTED)
-    except (resume.WorkdirLockedError, resume.ConfigMismatchError, resume.WriteError) as error:
-        sys.exit(f"experiments.run: error: {error}")
     except OSError as error:  # the summary: written atomically, so the old one stays
         sys.exit(f"experiments.run: error: could not write the summary ({error}).")
 

@@ -1,15 +1,20 @@
 """What every experiment script does around its work, written once.
 
-Scripts stay thin: quiet JAX's TPU probe, refuse stray positional arguments, and make
-sure the output directory exists and can be written, each failure as one line.
+Scripts stay thin: quiet JAX's TPU probe, refuse stray positional arguments, make sure
+the output directory exists and can be written, and run their training under the
+watchdog and the workdir's lock (:func:`supervised`), each failure as one line.
 """
 
+import contextlib
 import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 
 from absl import flags
+
+from experiments.shared import resume, watchdog
 
 
 def start(program: str, argv: list[str]) -> None:
@@ -81,3 +86,50 @@ def workdir_from_flags(program: str, default: str) -> str:
     if flags.FLAGS.output_dir is not None:
         print(f"{program}: note: --output_dir is deprecated; use --workdir.", file=sys.stderr)
     return flags.FLAGS.workdir or flags.FLAGS.output_dir or default
+
+
+def define_stall_timeout() -> None:
+    """Defines ``--stall_timeout``: seconds a device computation may run before it is a stall."""
+    flags.DEFINE_float(
+        "stall_timeout",
+        600.0,
+        "Seconds one device computation (compiling, a chunk of --eval_every steps, an "
+        "evaluation) may take before the run counts as stalled, or ten times the longest one "
+        "so far if that is longer; a stalled run prints one line naming the phase and exits "
+        "75 when a checkpoint exists (the same command resumes), else 70. 0 turns it off.",
+        lower_bound=0.0,
+    )
+
+
+@contextlib.contextmanager
+def supervised(
+    program: str,
+    workdir: str,
+    *,
+    wait: bool = False,
+    log: Callable[[str], None] = print,
+    lock: bool = True,
+) -> Iterator[watchdog.Supervisor]:
+    """The watchdog (signals, ``--stall_timeout``) and the workdir's lock around a script's work.
+
+    A stop signal ends the script with status 75 after the checkpoint; a held lock, a
+    workdir of other settings or a failed write end it with one line.
+
+    Args:
+      program: the script's name for its error lines.
+      workdir: the directory to lock.
+      wait: wait for another run's lock instead of exiting.
+      log: receives the line said while waiting.
+      lock: False for the processes of a distributed run that do not write.
+    """
+    stall_timeout = getattr(flags.FLAGS, "stall_timeout", 0.0)
+    try:
+        with (
+            watchdog.supervise(stall_timeout, program=program) as supervisor,
+            resume.lock_workdir(workdir, wait=wait, log=log, enabled=lock),
+        ):
+            yield supervisor
+    except resume.PreemptedError:
+        sys.exit(resume.EXIT_PREEMPTED)
+    except (resume.WorkdirLockedError, resume.ConfigMismatchError, resume.WriteError) as error:
+        sys.exit(f"{program}: error: {error}")

@@ -37,10 +37,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import signal
 import socket
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,7 +46,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from experiments.shared import records
+from experiments.shared import records, watchdog
 from experiments.shared.training import Trainer, TrainState
 
 __all__ = [
@@ -66,11 +63,10 @@ __all__ = [
     "lock_workdir",
     "run",
     "settings_that_differ",
-    "stop_requests",
 ]
 
-EXIT_PREEMPTED = 75
-"""Exit status of a script stopped by SIGTERM/SIGINT after checkpointing (EX_TEMPFAIL)."""
+EXIT_PREEMPTED = watchdog.EXIT_PREEMPTED
+"""Exit status of a script stopped by a signal after checkpointing (75, EX_TEMPFAIL)."""
 LOCK_NAME = ".lock"
 """The lock file in a workdir; it holds the PID and host of the run that has it."""
 
@@ -165,54 +161,13 @@ def lock_workdir(
 
 
 # --------------------------------------------------------------------------------------
-# Graceful preemption.
+# Graceful preemption (the signals themselves: :mod:`experiments.shared.watchdog`).
 # --------------------------------------------------------------------------------------
 
 
-class _StopRequest:
-    """The name of the stop signal received ("SIGTERM", "SIGINT"), or None."""
-
-    def __init__(self):
-        self.signal: str | None = None
-
-
-@contextlib.contextmanager
-def stop_requests() -> Iterator[_StopRequest]:
-    """Turns the first SIGTERM/SIGINT of the block into a request the loop polls.
-
-    The previous handlers come back as soon as one signal arrived (so a second one acts
-    as usual) and when the block ends. Outside the main thread signals cannot be caught;
-    the request then never fires.
-    """
-    request = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield request
-        return
-    previous: dict[int, Any] = {}
-
-    def on_signal(signum, _frame):
-        request.signal = signal.Signals(signum).name
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        print(
-            f"{request.signal}: finishing the current chunk, then writing a checkpoint "
-            "(send it again to stop at once).",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    for number in (signal.SIGTERM, signal.SIGINT):
-        previous[number] = signal.signal(number, on_signal)
-    try:
-        yield request
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-def _anyone_stopping(request: _StopRequest) -> bool:
+def _anyone_stopping(supervisor: watchdog.Supervisor) -> bool:
     """Whether any process received a stop signal (a collective with several processes)."""
-    stopping = request.signal is not None
+    stopping = supervisor.signal is not None
     if jax.process_count() == 1:
         return stopping
     from jax.experimental import multihost_utils
@@ -463,11 +418,39 @@ def _run_locked(
         else:
             log(f"warning: {experiment.checkpoint} holds other seeds; starting afresh.")
             extra = None
+    with watchdog.supervise() as supervisor:
+        return _train(
+            experiment, todo, train_seeds, extra, supervisor, checkpoint_every, log, stop_after
+        )
+
+
+def _train(
+    experiment: Experiment,
+    todo: tuple[int, ...],
+    train_seeds: tuple[int, ...],
+    extra: dict | None,
+    supervisor: watchdog.Supervisor,
+    checkpoint_every: int,
+    log: Callable[[str], None],
+    stop_after: int | None,
+) -> Result:
+    """The training of :func:`run` once the seeds and the checkpoint to resume are known.
+
+    Every device call runs inside ``supervisor.waiting(...)`` and waits for its result
+    there, so a stalled computation is named by its phase.
+    """
+    name, checkpoint = experiment.name, experiment.checkpoint
+    if supervisor.signal is not None:
+        message = f"stopped by {supervisor.signal} before training {name}; nothing new to save."
+        log(message)
+        raise PreemptedError(message, 0, checkpoint)
     trainer = experiment.make_trainer(train_seeds)
-    checkpoint = experiment.checkpoint
 
     # chunk_rates: [steps/s, whether the chunk was the first of a call (compiling)].
-    state, history, wall_time, chunk_rates, saved_step = trainer.init(), [], 0.0, [], None
+    history, wall_time, chunk_rates, saved_step = [], 0.0, [], None
+    supervisor.checkpoint = None if extra is None else str(checkpoint)
+    with supervisor.waiting(f"compiling and initialising {name}"):
+        state = jax.block_until_ready(trainer.init())
     if extra is not None:
         try:
             state, extra = records.load_checkpoint(checkpoint, state)
@@ -476,9 +459,10 @@ def _run_locked(
         else:
             history, wall_time = extra["history"], extra["wall_time"]
             chunk_rates, saved_step = extra.get("chunk_rates", []), int(state.step)
+            supervisor.checkpoint = f"{checkpoint} (step {saved_step})"
             log(f"resumed from step {saved_step} ({checkpoint.name})")
 
-    def save(state: TrainState) -> None:
+    def save(state: TrainState, step: int) -> None:
         extra = {
             "config": experiment.settings,
             "seeds": list(train_seeds),
@@ -488,7 +472,8 @@ def _run_locked(
         }
         if experiment.data_fingerprint is not None:
             extra["data_sha256"] = experiment.data_fingerprint[1]
-        host_state = _to_host(state)
+        with supervisor.waiting(f"copying {name} at step {step} to the host"):
+            host_state = _to_host(state)
         if _writes_files():
             before = (
                 f"the previous checkpoint (step {saved_step}) is intact."
@@ -498,45 +483,48 @@ def _run_locked(
             _write(
                 lambda p, s: records.save_checkpoint(p, s, extra), checkpoint, host_state, before
             )
+        supervisor.checkpoint = f"{checkpoint} (step {step})"
 
-    steps_done_here = 0
-    with stop_requests() as stop:
-        while int(state.step) < experiment.steps:
-            if stop_after is not None and steps_done_here >= stop_after:
-                return Result([], None)
-            chunk = min(experiment.eval_every, experiment.steps - int(state.step))
-            started = time.perf_counter()
+    steps_done_here, step = 0, int(state.step)
+    while step < experiment.steps:
+        if stop_after is not None and steps_done_here >= stop_after:
+            return Result([], None)
+        chunk = min(experiment.eval_every, experiment.steps - step)
+        doing = "compiling and training" if steps_done_here == 0 else "training"
+        started = time.perf_counter()
+        with supervisor.waiting(f"{doing} {name}, steps {step + 1}-{step + chunk}"):
             state, train_losses = trainer.train(state, chunk)
             train_losses = np.asarray(_to_host(train_losses))
-            elapsed = time.perf_counter() - started
-            wall_time += elapsed
-            steps_done_here += chunk
+        elapsed = time.perf_counter() - started
+        wall_time += elapsed
+        steps_done_here += chunk
+        step = step + chunk
+        with supervisor.waiting(f"evaluating {name} at step {step}"):
             metrics = _to_host(trainer.evaluate(state))
-            step = int(state.step)
-            points = experiment.history_points(
-                Chunk(step, metrics, train_losses, elapsed), wall_time
+        points = experiment.history_points(Chunk(step, metrics, train_losses, elapsed), wall_time)
+        history.append(points)
+        chunk_rates.append([chunk / elapsed, steps_done_here == chunk])
+        log(experiment.progress(step, points, chunk / elapsed))
+        stopping = _anyone_stopping(supervisor)
+        if stopping or len(history) % checkpoint_every == 0 or step == experiment.steps:
+            save(state, step)
+            saved_step = step
+        if stopping:
+            message = (
+                f"stopped by {supervisor.signal or 'a signal to another process'} at step "
+                f"{step}: checkpoint written to {checkpoint}; run the same command to resume."
             )
-            history.append(points)
-            chunk_rates.append([chunk / elapsed, steps_done_here == chunk])
-            log(experiment.progress(step, points, chunk / elapsed))
-            stopping = _anyone_stopping(stop)
-            if stopping or len(history) % checkpoint_every == 0 or step == experiment.steps:
-                save(state)
-                saved_step = step
-            if stopping:
-                message = (
-                    f"stopped by {stop.signal or 'a signal to another process'} at step {step}: "
-                    f"checkpoint written to {checkpoint}; run the same command to resume."
-                )
-                log(message)
-                raise PreemptedError(message, step, checkpoint)
+            log(message)
+            raise PreemptedError(message, step, checkpoint)
 
     # The first chunk of each call includes compilation; leave those out when there are others.
     warm = [rate for rate, compiling in chunk_rates if not compiling]
     rates = warm or [rate for rate, _ in chunk_rates]
     steps_per_second = float(np.median(rates)) if rates else float("nan")
+    with supervisor.waiting(f"copying {name} to the host"):
+        host_state = _to_host(state)
     outcome = Outcome(
-        _to_host(state), history, train_seeds, wall_time, steps_per_second, trainer.num_params
+        host_state, history, train_seeds, wall_time, steps_per_second, trainer.num_params
     )
     written = []
     for index, seed in enumerate(train_seeds):
@@ -553,4 +541,5 @@ def _run_locked(
         written.append(record)
     if _writes_files() and not experiment.keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
+        supervisor.checkpoint = None
     return Result(written, outcome)
