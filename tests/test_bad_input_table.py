@@ -86,6 +86,8 @@ CLI = [
     ("run_eval_every", "run", ["--eval_every=0"], "--eval_every"),
     ("run_eval_batch_size", "run", ["--eval_batch_size=0"], "--eval_batch_size"),
     ("run_checkpoint_every", "run", ["--checkpoint_every=0"], "--checkpoint_every"),
+    ("run_stall_timeout_negative", "run", ["--stall_timeout=-1"], "--stall_timeout"),
+    ("run_stall_timeout_nan", "run", ["--stall_timeout=nan"], "--stall_timeout must be a finite"),
     ("run_steps_not_a_number", "run", ["--steps=many"], "--steps"),
     ("run_learning_rate_nan", "run", ["--learning_rate=nan"], "--learning_rate must be > 0"),
     ("run_learning_rate_inf", "run", ["--learning_rate=inf"], "learning_rate must be a positive"),
@@ -352,7 +354,7 @@ def test_corrupt_record_and_checkpoint_in_the_workdir_are_set_aside(outcomes):
     assert "Traceback" not in result.stderr
     assert "adding_T6_rnn_seed1.json: not a readable JSON record" in result.stdout
     assert "adding_T6_rnn.msgpack: unusable checkpoint" in result.stdout
-    assert "| `rnn` |" in result.stdout  # the comparison at the end ran
+    assert "| `rnn` ⚠ |" in result.stdout  # the comparison at the end ran
     skipped = [line for line in result.stderr.splitlines() if line.startswith("warning: skipped")]
     assert len(skipped) == 1 and "adding_T6_gru_seed0.json" in skipped[0]
     records = sorted(path.name for path in (corrupt / "records").iterdir())

@@ -64,7 +64,7 @@ def test_tiny_run_writes_records_and_summary_and_resumes(tmp_path):
     first = _run(*flags)
     assert first.returncode == 0, first.stderr
     assert "step     10/20" in first.stdout  # a progress line per evaluation
-    assert "| `lstm` |" in first.stdout  # the printed table
+    assert "| `lstm` ⚠ |" in first.stdout  # the printed table (⚠: fewer than 3 seeds)
     assert len(list((tmp_path / "records").glob("*.json"))) == 4
     assert (tmp_path / "summary.md").exists() and (tmp_path / "summary.csv").exists()
     again = _run(*flags)
@@ -92,7 +92,7 @@ def test_tiny_regularized_run_is_labelled(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "adding T=4 lstm+zoneout_h0.1+recdrop0.1 step      2/2" in result.stdout
-    assert "| `lstm+zoneout_h0.1+recdrop0.1` |" in result.stdout  # the printed table
+    assert "| `lstm+zoneout_h0.1+recdrop0.1` ⚠ |" in result.stdout  # the printed table
     path = tmp_path / "records" / "adding_T4_lstm+zoneout_h0.1+recdrop0.1_seed0.json"
     record = json.loads(path.read_text())
     assert record["label"] == "lstm+zoneout_h0.1+recdrop0.1"

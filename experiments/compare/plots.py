@@ -1,4 +1,7 @@
-"""Figures of a comparison: learning curves and a forest plot of final losses, per group.
+"""Figures of a comparison, per group: learning curves, a forest plot, survival curves.
+
+Rows (a label at one settings, :func:`experiments.compare.loading.group_rows`) keep their
+colour across a group's learning curves and survival curves (:func:`row_colors`).
 
 Plots use matplotlib's object-oriented API on the Agg canvas (no pyplot), so importing this
 module never changes the caller's matplotlib backend or global state. Files are written
@@ -19,17 +22,38 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from experiments.compare.loading import (
-    REFERENCE_VARIANT,
-    as_float,
-    group_baseline,
-    group_records,
-    is_diverged,
-    variant_order,
-)
+from experiments.compare import loading, stats
+from experiments.compare.loading import REFERENCE_VARIANT, as_float, group_baseline, is_diverged
+from experiments.compare.tables import DEFAULT_SOLVE_FRACTION, solve_times
 from experiments.shared.records import write_atomic
 
-__all__ = ["learning_curve", "plot_forest", "plot_learning_curves"]
+__all__ = [
+    "learning_curve",
+    "plot_forest",
+    "plot_learning_curves",
+    "plot_survival",
+    "row_colors",
+    "row_order",
+]
+
+
+def row_order(
+    rows: Sequence[loading.Row], reference: str, where: str
+) -> tuple[list[loading.Row], str]:
+    """A group's rows with the reference first, and the reference row's name ("" if none).
+
+    Raises:
+      ValueError: ``reference`` fits several rows
+        (:func:`experiments.compare.loading.find_reference`).
+    """
+    ref = loading.find_reference(rows, reference, where)
+    name = ref.name if ref is not None else ""
+    return sorted(rows, key=lambda row: (row.name != name, row.name)), name
+
+
+def row_colors(names: Sequence[str]) -> dict[str, Any]:
+    """A colour per row, by its place in the group's order (tab20: 20 apart, then repeats)."""
+    return {name: matplotlib.colormaps["tab20"](i % 20) for i, name in enumerate(names)}
 
 
 def learning_curve(
@@ -77,7 +101,7 @@ def plot_learning_curves(
 ) -> list[str]:
     """One PNG per (task, length) of held-out loss against training step, log scale.
 
-    Per variant: the median over its non-diverged seeds as a line and the interquartile
+    Per row: the median over its non-diverged seeds as a line and the interquartile
     range (25–75 %) as a shaded band (the legend gives n and how many diverged seeds are
     left out); the reference variant is drawn thicker. The task's memoryless baseline is a
     dashed line; the solve threshold a dotted one when ``solve_fraction`` is given.
@@ -88,23 +112,27 @@ def plot_learning_curves(
       path_prefix: files are written (atomically) to ``f"{path_prefix}{task}_T{length}.png"``,
         e.g. ``"runs/copy/learning_curves_"``.
       solve_fraction: if given, also draw the solve threshold ``solve_fraction * baseline``.
-      reference: the variant drawn first and thicker.
+      reference: the row drawn first and thicker (a label, or a row's full name).
 
     Returns:
       The paths written, in (task, length) order.
+
+    Raises:
+      ValueError: ``reference`` fits several rows of a group.
     """
     written: list[str] = []
-    for (task, length), by_variant in group_records(records).items():
-        baseline, _ = group_baseline(by_variant)
+    for (task, length), members in loading.group_rows(records).items():
+        members, ref_name = row_order(members, reference, f"{task}, T={length}")
+        baseline, _ = group_baseline({m.name: m.records for m in members})
+        colors = row_colors([m.name for m in members])
         fig = Figure(figsize=(7.5, 4.8), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        for i, variant in enumerate(variant_order(by_variant, reference)):
-            recs = by_variant[variant]
+        for member in members:
+            variant, recs = member.name, member.records
             finite = [r for r in recs if not is_diverged(r)]
             n_div = len(recs) - len(finite)
-            # tab20 keeps up to 20 variants apart (the default cycle repeats after 10).
-            color = matplotlib.colormaps["tab20"](i % 20)
+            color = colors[variant]
             if not finite:
                 ax.plot([], [], color=color, label=f"{variant} (all {len(recs)} seeds diverged)")
                 continue
@@ -114,7 +142,7 @@ def plot_learning_curves(
             if steps.size == 0:
                 ax.plot([], [], color=color, label=label + ", no positive losses")
                 continue
-            width = 2.4 if variant == reference else 1.6
+            width = 2.4 if variant == ref_name else 1.6
             ax.plot(steps, median, color=color, linewidth=width, label=label)
             ax.fill_between(steps, q25, q75, color=color, alpha=0.2, linewidth=0)
         ax.axhline(
@@ -172,7 +200,8 @@ def plot_forest(
         fig = Figure(figsize=(7.5, 1.2 + 0.45 * len(group)), layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        ref_name, baseline = group[0]["reference"], group[0]["baseline"]
+        ref_name = group[0].get("reference_row") or group[0]["reference"]
+        baseline = group[0]["baseline"]
         ref_row = next((r for r in group if r["variant"] == ref_name), None)
         if ref_row is not None and math.isfinite(ref_row["loss_mean"]):
             if math.isfinite(ref_row["loss_ci_low"]):
@@ -193,7 +222,7 @@ def plot_forest(
                 values.append(mean)
                 if math.isfinite(low):
                     values += [low, high]
-                    err = [[mean - low], [high - mean]]
+                    err = [[max(0.0, mean - low)], [max(0.0, high - mean)]]  # rounding
                     ax.errorbar(mean, y, xerr=err, fmt="o", color=color, capsize=3)
                 else:
                     ax.plot(mean, y, "o", color=color, markerfacecolor="white")
@@ -211,5 +240,110 @@ def plot_forest(
         ax.set_title(f"{task}, T={length}: final loss against {ref_name}", fontsize=10)
         ax.grid(True, axis="x", which="major", alpha=0.3)
         ax.legend(fontsize=8, loc="best")
+        written.append(_save(fig, f"{os.fspath(path_prefix)}{task}_T{length}.png"))
+    return written
+
+
+def _km_step(
+    ax: Any, times: np.ndarray, solved: np.ndarray, label: str | None, **style: Any
+) -> None:
+    """One Kaplan–Meier step curve from (0, 1), censored seeds as ``|`` ticks."""
+    curve = stats.kaplan_meier(times, solved)
+    steps = np.concatenate([[0.0], curve.steps])
+    unsolved = np.concatenate([[1.0], curve.unsolved])
+    ax.step(steps, unsolved, where="post", label=label, **style)
+    censored = times[~solved]
+    if censored.size:
+        at = np.searchsorted(steps, censored, side="right") - 1
+        ax.plot(censored, unsolved[at], "|", color=style["color"], markersize=9)
+
+
+def _km_label(name: str, times: np.ndarray, solved: np.ndarray) -> str:
+    median = stats.km_median(times, solved)
+    when = f"median {median:.0f}" if math.isfinite(median) else "median not reached"
+    return f"{name}: {int(solved.sum())}/{solved.size} solved, {when}"
+
+
+SURVIVAL_PANELS_FROM = 7
+"""From this many rows on, the survival figure has one small panel per row."""
+
+
+def plot_survival(
+    records: Sequence[Mapping[str, Any]],
+    path_prefix: str | os.PathLike[str],
+    solve_fraction: float = DEFAULT_SOLVE_FRACTION,
+    reference: str = REFERENCE_VARIANT,
+) -> list[str]:
+    """One PNG per (task, length) of the Kaplan–Meier fraction of seeds not yet solved.
+
+    Per row, a step curve of :func:`experiments.compare.stats.kaplan_meier` over its
+    seeds' times to solve (:func:`experiments.compare.tables.solve_times`: unsolved and
+    diverged seeds censored at their last evaluation step, drawn as ``|`` ticks), in the
+    row's colour of the learning curves. Up to six rows share one panel (the reference
+    thicker, the legend giving each row's solved count and Kaplan–Meier median); from
+    :data:`SURVIVAL_PANELS_FROM` rows on, each row has its own small panel, titled so,
+    over the reference's curve in grey, so that many rows stay legible.
+
+    Args:
+      records: valid records, as returned by
+        :func:`experiments.compare.loading.load_records`.
+      path_prefix: files go to ``f"{path_prefix}{task}_T{length}.png"``, e.g.
+        ``"runs/copy/survival_"``.
+      solve_fraction: a seed is solved when its final loss is at most this times the
+        baseline.
+      reference: the reference row (a label, or a row's full name).
+
+    Returns:
+      The paths written, in (task, length) order.
+
+    Raises:
+      ValueError: ``reference`` fits several rows of a group.
+    """
+    written: list[str] = []
+    for (task, length), members in loading.group_rows(records).items():
+        members, ref_name = row_order(members, reference, f"{task}, T={length}")
+        baseline, _ = group_baseline({m.name: m.records for m in members})
+        colors = row_colors([m.name for m in members])
+        times = {m.name: solve_times(m.records, solve_fraction * baseline) for m in members}
+        last = max(float(t.max(initial=0.0)) for t, _ in times.values()) or 1.0
+        panels = len(members) >= SURVIVAL_PANELS_FROM
+        ncols = min(4, len(members)) if panels else 1
+        nrows = math.ceil(len(members) / ncols) if panels else 1
+        size = (3.1 * ncols, 0.6 + 2.2 * nrows) if panels else (9.0, 4.6)
+        fig = Figure(figsize=size, layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
+        for i, member in enumerate(members):
+            ax = axes[i] if panels else axes[0]
+            t, solved = times[member.name]
+            label = _km_label(member.name, t, solved)
+            is_ref = member.name == ref_name
+            if panels and ref_name and not is_ref:
+                _km_step(ax, *times[ref_name], None, color="0.6", linewidth=1.2, linestyle="--")
+            width = 2.6 if is_ref and not panels else 1.8
+            _km_step(ax, t, solved, None if panels else label, color=colors[member.name],
+                     linewidth=width)  # fmt: skip
+            if panels:
+                ax.set_title(label + (" (reference)" if is_ref else ""), fontsize=7.5)
+        for i, ax in enumerate(axes[len(members) :] if panels else (), start=len(members)):
+            ax.set_visible(False)
+            if i >= ncols:  # the panel above has no neighbour below to carry the ticks
+                axes[i - ncols].xaxis.set_tick_params(labelbottom=True)
+        for ax in axes:
+            ax.set_xlim(0, last * 1.03)
+            ax.set_ylim(-0.04, 1.06)
+            ax.grid(True, which="major", alpha=0.3)
+            ax.tick_params(labelsize=7 if panels else 9)
+        if not panels:
+            axes[0].legend(fontsize=8, loc="lower left")
+        fig.supxlabel("training step", fontsize=9)
+        fig.supylabel("fraction of seeds not yet solved", fontsize=9)
+        reference_curve = f"; dashed grey: {ref_name}" if panels and ref_name else ""
+        fig.suptitle(
+            f"{task}, T={length}: Kaplan–Meier estimate of the seeds not yet solved "
+            f"(held-out loss ≤ {solve_fraction:g} × baseline)\n| = censored: unsolved at its "
+            f"last evaluation{reference_curve}",
+            fontsize=9,
+        )
         written.append(_save(fig, f"{os.fspath(path_prefix)}{task}_T{length}.png"))
     return written

@@ -2,10 +2,12 @@
 
 The work is split by kind; this module writes the report from them::
 
-    loading.py   read, validate and group the per-seed records
-    stats.py     statistics (SciPy): bootstrap and Wilson intervals, Welch, Holm, Hedges' g
-    tables.py    summary rows per (task, length, variant); Markdown and CSV
-    plots.py     learning curves and forest plots
+    loading.py   read, validate and group the per-seed records (and a study's cells)
+    stats.py     statistics (SciPy): bootstrap and Wilson intervals, Welch, Holm, Hedges' g,
+                 Kaplan–Meier, log-rank, Fisher, the detectable effect
+    tables.py    summary rows per (task, length, row); Markdown and CSV
+    tuning.py    the tuning table of a study's tuning cells
+    plots.py     learning curves, forest plots, survival (time to solve) curves
 
 Usage::
 
@@ -14,6 +16,9 @@ Usage::
     records, problems = report.load_records("runs/copy")   # problems: one line per bad file
     tables, paths = report.write_summary(records, problems, "runs/copy")
 
+    # several workdirs together (a record in two of them is reported and skipped):
+    records, problems = report.load_workdirs(["runs/a", "runs/b"])
+
 or step by step::
 
     rows = report.summarise(records, solve_fraction=0.1, reference="lstm")
@@ -21,6 +26,7 @@ or step by step::
     report.write_csv(rows, "runs/copy/summary.csv")
     report.plot_learning_curves(records, "runs/copy/learning_curves_")
     report.plot_forest(rows, "runs/copy/forest_")
+    report.plot_survival(records, "runs/copy/survival_", solve_fraction=0.1, reference="lstm")
 
 The definitions (diverged, solved, the test, the corrections) are in
 :mod:`experiments.compare.tables`.
@@ -33,8 +39,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments.compare.loading import RECORD_FORMAT, REFERENCE_VARIANT, load_records
-from experiments.compare.plots import plot_forest, plot_learning_curves
+from experiments.compare.loading import (
+    RECORD_FORMAT,
+    REFERENCE_VARIANT,
+    is_tune,
+    load_records,
+    load_workdirs,
+)
+from experiments.compare.plots import plot_forest, plot_learning_curves, plot_survival
 from experiments.compare.stats import welch_test
 from experiments.compare.tables import (
     DEFAULT_SOLVE_FRACTION,
@@ -43,6 +55,7 @@ from experiments.compare.tables import (
     summarise,
     write_csv,
 )
+from experiments.compare.tuning import format_tuning_markdown, summarise_tuning, write_tuning_csv
 from experiments.shared.records import write_atomic
 
 __all__ = [
@@ -50,14 +63,19 @@ __all__ = [
     "RECORD_FORMAT",
     "REFERENCE_VARIANT",
     "format_markdown",
+    "format_tuning_markdown",
     "load_records",
+    "load_workdirs",
     "plot_forest",
     "plot_learning_curves",
+    "plot_survival",
     "solve_rate_column",
     "summarise",
+    "summarise_tuning",
     "welch_test",
     "write_csv",
     "write_summary",
+    "write_tuning_csv",
 ]
 
 
@@ -70,31 +88,46 @@ def write_summary(
 ) -> tuple[str, list[Path]]:
     """Writes ``summary.md``, ``summary.csv`` and the PNGs of every group to ``output_dir``.
 
-    The PNGs are ``learning_curves_{task}_T{length}.png`` and ``forest_{task}_T{length}.png``.
+    The PNGs are ``learning_curves_{task}_T{length}.png``, ``forest_{task}_T{length}.png``
+    and ``survival_{task}_T{length}.png``. Records of tuning cells are left out of the
+    comparison; when there are any, ``summary.md`` has a "Tuning" section and
+    ``tuning.csv`` is written too (:mod:`experiments.compare.tuning`).
 
     Args:
-      records: valid records (from :func:`load_records`).
+      records: valid records (from :func:`load_records` or :func:`load_workdirs`).
       problems: the records that were skipped, listed at the end of ``summary.md``.
       output_dir: where the files go (created if needed).
       solve_fraction: a seed is solved when its final loss <= this times the baseline.
-      reference: the variant every other one is tested against.
+      reference: the row every other one is tested against: a label, or a row's full
+        name where the label is split by settings (e.g. ``"lstm lr=0.001"``).
 
     Returns:
-      The markdown tables and the paths written.
+      The markdown tables (the tuning section included) and the paths written.
+
+    Raises:
+      ValueError: ``reference`` fits several rows of a group; nothing is written.
     """
+    rows = summarise(records, solve_fraction=solve_fraction, reference=reference)
+    tuning_rows = summarise_tuning(records, solve_fraction=solve_fraction)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    rows = summarise(records, solve_fraction=solve_fraction, reference=reference)
     curves = plot_learning_curves(
         records, output_dir / "learning_curves_", solve_fraction=solve_fraction, reference=reference
     )
     forests = plot_forest(rows, output_dir / "forest_")
+    survival = plot_survival(
+        records, output_dir / "survival_", solve_fraction=solve_fraction, reference=reference
+    )
     tables = format_markdown(rows, solve_fraction)
+    if tuning_rows:
+        tables += ("\n" if tables else "") + format_tuning_markdown(tuning_rows)
+    n_tune = sum(1 for rec in records if is_tune(rec))
+    tuned = f" ({n_tune} of them from tuning cells, in the Tuning section)" if n_tune else ""
     skipped = f"; {len(problems)} skipped (listed at the end)." if problems else "."
     document = [
         "# Comparison of variants",
         "",
-        f"{len(records)} records{skipped}",
+        f"{len(records)} records{tuned}{skipped}",
         "",
         tables,
         "## Learning curves",
@@ -105,10 +138,18 @@ def write_summary(
         "",
         *[f"![{Path(p).stem}]({Path(p).name})" for p in forests],
         "",
+        "## Time to solve (Kaplan–Meier fraction of seeds not yet solved)",
+        "",
+        *[f"![{Path(p).stem}]({Path(p).name})" for p in survival],
+        "",
     ]
     if problems:
         document += ["## Skipped records", "", *[f"* {p}" for p in problems], ""]
     summary_md, summary_csv = output_dir / "summary.md", output_dir / "summary.csv"
     write_atomic(summary_md, "\n".join(document).encode("utf-8"))
     write_csv(rows, summary_csv)
-    return tables, [summary_md, summary_csv, *map(Path, curves), *map(Path, forests)]
+    written = [summary_md, summary_csv]
+    if tuning_rows:
+        write_tuning_csv(tuning_rows, output_dir / "tuning.csv")
+        written.append(output_dir / "tuning.csv")
+    return tables, [*written, *map(Path, curves), *map(Path, forests), *map(Path, survival)]

@@ -15,6 +15,20 @@ is undefined (one seed, zero variance). What each computes:
   here because SciPy has none.
 * :func:`hedges_g` — Hedges' g, the standardised mean difference with the exact
   small-sample bias correction (Hedges 1981).
+
+Censored outcomes (time to solve; a seed that never solves is right-censored at its last
+evaluation step):
+
+* :func:`kaplan_meier` — the Kaplan–Meier estimate of the fraction of seeds not yet solved
+  against step, ``scipy.stats.ecdf(scipy.stats.CensoredData(uncensored=..., right=...)).sf``,
+  and :func:`km_median`, the first step where it is at most 1/2.
+* :func:`logrank_test` — the log-rank test of two samples of censored times, two-sided,
+  ``scipy.stats.logrank(x, y)``.
+* :func:`fisher_test` — Fisher's exact test of two solve counts, two-sided,
+  ``scipy.stats.fisher_exact``.
+* :func:`detectable_effect` — the smallest standardised effect a two-sided two-sample
+  t-test detects with a given power at a given level, from the noncentral t distribution
+  (``scipy.stats.nct``) and ``scipy.optimize.brentq``.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from scipy import optimize as _scipy_optimize
 from scipy import stats as _scipy_stats
 
 __all__ = [
@@ -33,12 +48,21 @@ __all__ = [
     "BOOTSTRAP_RESAMPLES",
     "BOOTSTRAP_SEED",
     "CONFIDENCE",
+    "POWER",
+    "FisherResult",
     "Interval",
+    "LogRankResult",
+    "Survival",
     "TestResult",
     "bootstrap_mean_ci",
+    "detectable_effect",
+    "fisher_test",
     "hedges_correction",
     "hedges_g",
     "holm_adjust",
+    "kaplan_meier",
+    "km_median",
+    "logrank_test",
     "mean_std_median",
     "welch_test",
     "wilson_ci",
@@ -55,6 +79,9 @@ BOOTSTRAP_RESAMPLES = 9999
 
 BOOTSTRAP_SEED = 0
 """Seed of the bootstrap's generator: the same sample always gives the same interval."""
+
+POWER = 0.8
+"""The power at which :func:`detectable_effect` states the smallest detectable effect."""
 
 
 class Interval(NamedTuple):
@@ -287,3 +314,217 @@ def hedges_g(a: Sequence[float], b: Sequence[float]) -> tuple[float, str]:
         return math.nan, "effect size undefined: zero variance in both groups"
     d = (float(np.mean(a)) - float(np.mean(b))) / math.sqrt(pooled)
     return hedges_correction(df) * d, ""
+
+
+# --------------------------------------------------------------------------------------
+# Censored outcomes: time to solve.
+# --------------------------------------------------------------------------------------
+
+
+class Survival(NamedTuple):
+    """A Kaplan–Meier curve: the fraction of seeds not yet solved, a right-continuous step.
+
+    Attributes:
+      steps: [K] ascending steps at which the estimate changes (solve or censoring steps).
+      unsolved: [K] the estimated fraction unsolved from each step on (before the first
+        step it is 1).
+    """
+
+    steps: np.ndarray
+    unsolved: np.ndarray
+
+
+class LogRankResult(NamedTuple):
+    """Result of :func:`logrank_test`.
+
+    Attributes:
+      statistic: SciPy's ``(observed - expected solves of a) / sqrt(variance)``; > 0 when
+        ``a`` solves sooner than ``b``. Its square is the usual chi-squared statistic.
+      p: two-sided p-value.
+      note: empty, or why ``statistic`` and ``p`` are NaN.
+    """
+
+    statistic: float
+    p: float
+    note: str = ""
+
+
+class FisherResult(NamedTuple):
+    """Result of :func:`fisher_test`.
+
+    Attributes:
+      odds_ratio: ``k_a (n_b - k_b) / ((n_a - k_a) k_b)`` (SciPy's sample odds ratio; inf
+        or NaN where a count is 0).
+      p: two-sided p-value.
+      note: empty, or why ``p`` is NaN.
+    """
+
+    odds_ratio: float
+    p: float
+    note: str = ""
+
+
+def _censored(times: Sequence[float], solved: Sequence[bool]) -> _scipy_stats.CensoredData:
+    t = _sample(times)
+    event = np.asarray(solved, dtype=bool).reshape(-1)
+    if t.shape != event.shape:
+        raise ValueError(f"times [{t.size}] and solved [{event.size}] differ in length")
+    return _scipy_stats.CensoredData(uncensored=t[event], right=t[~event])
+
+
+def kaplan_meier(times: Sequence[float], solved: Sequence[bool]) -> Survival:
+    """Kaplan–Meier estimate of the fraction of seeds not yet solved, against step.
+
+    ``scipy.stats.ecdf(scipy.stats.CensoredData(uncensored=times[solved],
+    right=times[~solved])).sf``: at each step where seeds solve, the fraction unsolved is
+    multiplied by ``1 - solved there / still at risk there``; a censored seed leaves the
+    risk set after its step.
+
+    Args:
+      times: [n] per seed: the step it solved at, or the last step it was seen unsolved.
+      solved: [n] True where the seed solved (an event), False where it is censored.
+
+    Returns:
+      A :class:`Survival`; empty arrays for n = 0.
+    """
+    data = _censored(times, solved)
+    if len(data) == 0:
+        empty = np.zeros((0,), dtype=np.float64)
+        return Survival(empty, empty)
+    sf = _scipy_stats.ecdf(data).sf
+    return Survival(np.asarray(sf.quantiles, np.float64), np.asarray(sf.probabilities, np.float64))
+
+
+def km_median(times: Sequence[float], solved: Sequence[bool]) -> float:
+    """The Kaplan–Meier median time to solve: the first step where at most 1/2 is unsolved.
+
+    Returns:
+      That step, or NaN when the estimate never falls to 1/2 (fewer than half the seeds
+      are seen to solve; the median is not reached).
+    """
+    curve = kaplan_meier(times, solved)
+    reached = np.flatnonzero(curve.unsolved <= 0.5)
+    return float(curve.steps[reached[0]]) if reached.size else math.nan
+
+
+def logrank_test(
+    times_a: Sequence[float],
+    solved_a: Sequence[bool],
+    times_b: Sequence[float],
+    solved_b: Sequence[bool],
+) -> LogRankResult:
+    """The log-rank test of time to solve, ``a`` against ``b``, two-sided.
+
+    ``scipy.stats.logrank(x, y)`` on the two samples as :class:`scipy.stats.CensoredData`,
+    after checking the cases where it is undefined.
+
+    Args:
+      times_a: [n_a] solve or censoring steps of ``a``'s seeds.
+      solved_a: [n_a] True where the seed solved.
+      times_b: [n_b] the same for ``b`` (e.g. the reference row).
+      solved_b: [n_b].
+
+    Returns:
+      A :class:`LogRankResult`; NaNs with a note when a side has no seeds, when no seed
+      solved on either side, or when the statistic's variance is 0 (e.g. every seed of
+      both rows solved at one and the same step).
+    """
+    x, y = _censored(times_a, solved_a), _censored(times_b, solved_b)
+    n_a, n_b = len(_sample(times_a)), len(_sample(times_b))
+    if n_a == 0 or n_b == 0:
+        return LogRankResult(
+            math.nan, math.nan, f"log-rank needs seeds on both sides ({n_a} vs {n_b})"
+        )
+    if not (np.any(solved_a) or np.any(solved_b)):
+        return LogRankResult(
+            math.nan, math.nan, "no seed solved in either row: nothing to test (log-rank)"
+        )
+    with warnings.catch_warnings():
+        # 0/0 when the variance vanishes; checked below.
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+        result = _scipy_stats.logrank(x, y, alternative="two-sided")
+    statistic, p = float(result.statistic), float(result.pvalue)
+    if not (math.isfinite(statistic) and math.isfinite(p)):
+        return LogRankResult(
+            math.nan, math.nan, "log-rank undefined: zero variance (the seeds solve together)"
+        )
+    return LogRankResult(statistic, p)
+
+
+def fisher_test(solved_a: int, n_a: int, solved_b: int, n_b: int) -> FisherResult:
+    """Fisher's exact test of solve counts, ``a`` against ``b``, two-sided.
+
+    ``scipy.stats.fisher_exact([[solved_a, n_a - solved_a], [solved_b, n_b - solved_b]])``.
+
+    Args:
+      solved_a: seeds of ``a`` that solved, in [0, n_a].
+      n_a: seeds of ``a``.
+      solved_b: seeds of ``b`` that solved, in [0, n_b].
+      n_b: seeds of ``b``.
+
+    Returns:
+      A :class:`FisherResult`; NaN with a note when a side has no seeds. Both sides all
+      solved or all unsolved give p = 1 (the counts cannot differ less).
+    """
+    if n_a == 0 or n_b == 0:
+        return FisherResult(
+            math.nan, math.nan, f"Fisher's test needs seeds on both sides ({n_a} vs {n_b})"
+        )
+    if not (0 <= solved_a <= n_a and 0 <= solved_b <= n_b):
+        raise ValueError(f"solve counts {solved_a}/{n_a}, {solved_b}/{n_b} are not counts")
+    with warnings.catch_warnings():
+        # SciPy divides 0 by 0 for the odds ratio when a column is all zero.
+        warnings.filterwarnings("ignore", category=RuntimeWarning)
+        result = _scipy_stats.fisher_exact(
+            [[solved_a, n_a - solved_a], [solved_b, n_b - solved_b]], alternative="two-sided"
+        )
+    return FisherResult(float(result.statistic), float(result.pvalue))
+
+
+def _t_test_power(d: float, n_a: int, n_b: int, alpha: float) -> float:
+    """Power of the two-sided two-sample t-test (pooled variance) at effect ``d``."""
+    df = n_a + n_b - 2
+    ncp = d * math.sqrt(n_a * n_b / (n_a + n_b))
+    critical = _scipy_stats.t.ppf(1.0 - alpha / 2.0, df)
+    nct = _scipy_stats.nct(df, ncp)
+    # The far tail below -critical (< alpha / 2 for d >= 0, and far smaller once d matters)
+    # comes back NaN from SciPy's nct at some noncentralities; it then counts as 0.
+    lower = float(nct.cdf(-critical))
+    return float(nct.sf(critical)) + (0.0 if math.isnan(lower) else lower)
+
+
+def detectable_effect(n_a: int, n_b: int, alpha: float, power: float = POWER) -> float:
+    r"""The smallest effect a two-sided two-sample t-test detects with ``power`` at ``alpha``.
+
+    The test's power at standardised effect :math:`d` is
+    :math:`P(|T| > t_{1-\alpha/2,\,\nu})` for :math:`T` noncentral t with
+    :math:`\nu = n_a + n_b - 2` degrees of freedom and noncentrality
+    :math:`d\sqrt{n_a n_b / (n_a + n_b)}` (``scipy.stats.nct``); the returned :math:`d`
+    solves power = ``power`` (``scipy.optimize.brentq``). It is the effect in the units of
+    Hedges' g: an effect below it is likely to go unflagged.
+
+    Args:
+      n_a: seeds on one side, >= 2.
+      n_b: seeds on the other, >= 2.
+      alpha: the test's level in (0, 1), e.g. ``0.05 / m`` for the strictest step of Holm
+        over m tests.
+      power: the power to reach, in (alpha, 1).
+
+    Returns:
+      :math:`d > 0`; NaN when either side has fewer than two seeds or the root cannot be
+      bracketed (so few seeds that no effect reaches the power).
+    """
+    if n_a < 2 or n_b < 2 or not (0.0 < alpha < 1.0) or not (alpha < power < 1.0):
+        return math.nan
+    gap = lambda d: _t_test_power(d, n_a, n_b, alpha) - power  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning)  # nct far in its tail
+        high = 1.0
+        while gap(high) < 0.0:
+            high *= 2.0
+            if high > 1e3:  # the noncentral t loses precision long before
+                return math.nan
+        try:
+            return float(_scipy_optimize.brentq(gap, 0.0, high, xtol=1e-10))
+        except ValueError:  # NaN power inside the bracket
+            return math.nan
