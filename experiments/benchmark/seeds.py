@@ -71,7 +71,9 @@ def _train_step(library: str) -> tuple[Callable, Callable]:
     optimizer = make_optimizer("rmsprop", 1e-3, 1.0, "value")
 
     def init(keys):
-        params = jax.vmap(init_one)(keys)
+        # One key at a time: Flax's orthogonal initialiser under vmap is a batched LAPACK
+        # QR, which can deadlock XLA:CPU (see lstmx.cells.base.orthogonal).
+        params = jax.lax.map(init_one, keys)
         return params, jax.vmap(optimizer.init)(params)
 
     def one_seed(params, opt_state, xs, ys):

@@ -7,6 +7,7 @@ watchdog and the workdir's lock (:func:`supervised`), each failure as one line.
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -98,6 +99,11 @@ def define_stall_timeout() -> None:
         "so far if that is longer; a stalled run prints one line naming the phase and exits "
         "75 when a checkpoint exists (the same command resumes), else 70. 0 turns it off.",
         lower_bound=0.0,
+    )
+    flags.register_validator(
+        "stall_timeout",
+        lambda seconds: math.isfinite(seconds),
+        message="--stall_timeout must be a finite number of seconds >= 0 (0 turns it off).",
     )
 
 
