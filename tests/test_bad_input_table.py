@@ -4,8 +4,9 @@ bad inputs (params, describe, diagnostics) are in tests/test_bad_input.py.
 Tables, one row per bad input:
 
 * ``CONFIGS``: :class:`experiments.run.model.Config` fields not covered in test_training.py.
-* ``CLI``: flags of experiments.run, experiments.benchmark, experiments.gradient_flow,
-  experiments.compare and experiments.char_lm not covered in test_run_cli.py,
+* ``CLI``: flags of experiments.run, experiments.sweep (each leaving its workdir empty),
+  experiments.benchmark, experiments.gradient_flow, experiments.compare and
+  experiments.char_lm not covered in test_run_cli.py,
   test_benchmark.py, test_diagnostics.py, test_compare.py and test_char_lm.py (the
   regulariser rates among them), among them an unwritable workdir (and
   ``--output_dir``, the deprecated alias of ``--workdir``). Each must exit non-zero with
@@ -193,6 +194,44 @@ CLI = [
     ),
 ]
 
+# The sweep's: each with its own --workdir, which must stay empty (nothing trained or written).
+SWEEP_GRID = ["--task=adding", "--lengths=5", "--steps=2", "--hidden_size=4"]
+CLI += [
+    (f"sweep_{name}", "sweep", [f"--workdir={{tmp}}/sweep_{name}", *grid_flags], message)
+    for name, grid_flags, message in [
+        ("backend", [*SWEEP_GRID, "--backend=kubernetes"], "--backend"),
+        ("variant", [*SWEEP_GRID, "--variants=lstm,gur"], "Unknown variant 'gur'"),
+        (
+            "refused_cell",
+            [*SWEEP_GRID, "--variants=gru", "--zoneout_c=0.1"],
+            "experiments.run would refuse the cell",
+        ),
+        ("empty_grid", [*SWEEP_GRID, "--variants="], "grid axis 'variant' is empty"),
+        ("not_an_int", [*SWEEP_GRID, "--hidden_size=big"], "--hidden_size takes int values"),
+        ("tune_one_value", [*SWEEP_GRID, "--tune=learning_rate"], "needs at least two values"),
+        ("tune_unknown", [*SWEEP_GRID, "--tune=lr"], "--tune must name a grid setting"),
+        ("study_missing", ["--study=experiments/studies/nope.py"], "no such study file"),
+        ("study_no_get_config", ["--study=experiments/studies/__init__.py"], "no get_config()"),
+        (
+            "study_override_unknown",
+            ["--study=experiments/studies/default_adding_T50.py", "--study.stepz=5"],
+            "names a field the study file lacks",
+        ),
+        (
+            "study_and_grid_flags",
+            ["--study=experiments/studies/default_adding_T50.py", "--variants=gru"],
+            "by --study or by flags, not both",
+        ),
+        (
+            "ray_not_answering",
+            [*SWEEP_GRID, "--backend=ray", "--ray_address=127.0.0.1:1"],
+            "does not answer as a Ray cluster",
+        ),
+        ("status_not_a_study", ["--status"], "holds no study"),
+        ("workers_zero", [*SWEEP_GRID, "--workers=0"], "--workers"),
+    ]
+]
+
 RUN_FLAGS = [
     "--task=adding",
     "--length=6",
@@ -345,6 +384,9 @@ def test_bad_flag_exits_with_one_clear_line(outcomes, row_id, message):
     assert len(error_lines) == 1, result.stderr
     assert message in error_lines[0]
     assert where["file"].read_text() == "keep me"  # never overwritten
+    sweep = where["tmp"] / row_id
+    if row_id.startswith("sweep_") and sweep.exists():
+        assert not any(sweep.iterdir()), sorted(sweep.iterdir())  # nothing written
 
 
 def test_corrupt_record_and_checkpoint_in_the_workdir_are_set_aside(outcomes):

@@ -8,10 +8,8 @@ small that a cell is mostly JAX's start-up; the subprocesses share a compilation
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -219,8 +217,12 @@ def test_every_study_file_expands(tmp_path):
 # ------------------------------------------------------------------------- the engine
 
 
+STALL = "experiments.run: error: no progress for 601 s while training adding T=5 rnn, steps 1-10"
+
+
 class _FlakyBackend:
-    """A local backend whose cells named in ``fail`` fail their first ``times`` attempts."""
+    """A local backend whose cells named in ``fail`` stall (exit 70, the watchdog's line) in
+    their first ``times`` attempts."""
 
     def __init__(self, fail, times):
         self._local = backends.LocalBackend(2, stall_timeout=600)
@@ -233,7 +235,7 @@ class _FlakyBackend:
             import concurrent.futures
 
             future = concurrent.futures.Future()
-            future.set_result(backends.CellResult(1, "RESOURCE_EXHAUSTED: out of memory", 0.0))
+            future.set_result(backends.CellResult(70, STALL, 0.0))
             return future
         return self._local.submit(flags, directory)
 
@@ -251,7 +253,7 @@ def _tiny_spec(**changes):
     return grid.normalise_spec({**base, **changes})
 
 
-def test_a_failed_cell_is_recorded_and_retried_once_and_the_others_go_on(tmp_path, environment):
+def test_a_stalled_cell_is_failed_and_retried_once_and_the_others_go_on(tmp_path, environment):
     os.environ.update(environment)  # the cells' processes share the compilation cache
     spec = _tiny_spec()
     study.open_study(tmp_path, spec)
@@ -265,18 +267,12 @@ def test_a_failed_cell_is_recorded_and_retried_once_and_the_others_go_on(tmp_pat
         backend.close()
     assert outcome.done == ["adding_T5_gru"] and outcome.failed == ["adding_T5_rnn"]
     assert backend.calls.count("adding_T5_rnn") == 2 and backend.calls.count("adding_T5_gru") == 1
-    assert "FAILED adding_T5_rnn (exit status 1): RESOURCE_EXHAUSTED: out of memory; retrying" in (
-        lines
-    )
+    assert f"FAILED adding_T5_rnn (exit status 70): {STALL}; retrying" in lines
+    assert f"FAILED adding_T5_rnn (exit status 70): {STALL} (giving up for this run)" in lines
     failure = study.read_failure(tmp_path, grid.expand(spec)[0])
-    assert failure["exit_status"] == 1 and "out of memory" in failure["message"]
+    assert failure["exit_status"] == 70 and failure["message"] == STALL
     rows, summary = engine.status_rows(tmp_path)
-    assert (
-        "failed",
-        "adding_T5_rnn",
-        "0/2",
-        "exit status 1: RESOURCE_EXHAUSTED: out of memory",
-    ) in (rows)
+    assert ("failed", "adding_T5_rnn", "0/2", f"exit status 70: {STALL}") in rows
     assert summary == "2 cells: 1 done, 0 running, 0 pending, 1 failed, 0 waiting for tuning"
 
     # Running again is the retry: the failed cell trains, the done one is left alone.
@@ -288,129 +284,3 @@ def test_a_failed_cell_is_recorded_and_retried_once_and_the_others_go_on(tmp_pat
         backend.close()
     assert backend.calls == ["adding_T5_rnn"] and not outcome.failed
     assert study.read_failure(tmp_path, grid.expand(spec)[0]) is None
-
-
-def test_a_tuned_sweep_picks_by_the_rule_and_resumes_without_retraining(tmp_path, environment):
-    flags = [*TINY, "--variants=rnn", "--learning_rates=1e-3,3e-2", "--tune=learning_rate",
-             "--tuning_seeds=2", "--seeds=2", f"--workdir={tmp_path}"]  # fmt: skip
-    result = _sweep(environment, *flags)
-    assert result.returncode == 0, result.stderr
-    picks = json.loads((tmp_path / "tuning.json").read_text())["picks"]["adding_T5_rnn"]
-    medians = [score[0] for score in picks["scores"]]
-    assert picks["picked"] == picks["candidates"][medians.index(min(medians))]
-    evaluation = f"adding_T5_rnn_lr{picks['picked']:g}"
-    cell = json.loads((tmp_path / "cells" / evaluation / "cell.json").read_text())
-    assert cell["role"] == "eval" and cell["tuning"]["picked"] == picks["picked"]
-    assert cell["config"]["seeds"] == [0, 1] and picks["tuning_seeds"] == [1000, 1001]
-    records = _records(tmp_path)
-    assert len(records) == 6
-    assert {r["config"]["learning_rate"] for p, r in records.items() if evaluation in p} == {
-        picks["picked"]
-    }
-
-    before = {p: p.stat().st_mtime_ns for p in tmp_path.glob("cells/*/records/*.json")}
-    again = _sweep(environment, *flags)
-    assert again.returncode == 0, again.stderr
-    assert "start" not in again.stdout and "3 cells done" in again.stdout
-    assert {p: p.stat().st_mtime_ns for p in before} == before
-
-    status = _sweep(environment, "--status", f"--workdir={tmp_path}")
-    assert status.returncode == 0, status.stderr
-    assert status.stdout.strip().splitlines()[-1] == (
-        "3 cells: 3 done, 0 running, 0 pending, 0 failed, 0 waiting for tuning"
-    )
-
-
-def test_two_sweeps_on_one_workdir_train_each_cell_once(tmp_path, environment):
-    flags = [*TINY, "--variants=rnn,gru,mgu,lstm", "--seeds=2", "--workers=1",
-             f"--workdir={tmp_path}"]  # fmt: skip
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "experiments.sweep", *flags],
-            cwd=ROOT,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for _ in range(2)
-    ]
-    outputs = [process.communicate(timeout=300) for process in processes]
-    assert [process.returncode for process in processes] == [0, 0], outputs
-    logs = [path.read_text() for path in sorted(tmp_path.glob("cells/*/log.txt"))]
-    assert len(logs) == 4
-    for log in logs:  # one training per cell, whichever sweep ran it
-        assert log.count("step     20/20") == 1, log
-    assert len(_records(tmp_path)) == 8
-
-
-def test_sigterm_to_the_sweep_reaches_every_cell_and_the_same_command_resumes(
-    tmp_path, environment
-):
-    flags = ["--task=adding", "--lengths=5", "--steps=3000", "--eval_every=20",
-             "--hidden_size=4", "--batch_size=4", "--eval_batch_size=8", "--nocompare",
-             "--variants=rnn,gru", "--seeds=1", "--workers=2", f"--workdir={tmp_path}"]  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "experiments.sweep", *flags], cwd=ROOT, env=environment,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while len(list(tmp_path.glob("cells/*/checkpoints/*.msgpack"))) < 2:
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == resume.EXIT_PREEMPTED, stderr
-    for name in ("adding_T5_rnn", "adding_T5_gru"):
-        log = (tmp_path / "cells" / name / "log.txt").read_text()
-        assert "stopped by SIGTERM at step" in log, log
-        assert f"stopped {name}:" in stdout
-    again = _sweep(environment, *flags)
-    assert again.returncode == 0, again.stderr
-    for name in ("adding_T5_rnn", "adding_T5_gru"):
-        assert "resumed from step" in (tmp_path / "cells" / name / "log.txt").read_text()
-
-
-# ------------------------------------------------------------------------ bad input
-
-
-def _nothing_written(workdir: Path) -> bool:
-    return not workdir.exists() or not any(workdir.iterdir())
-
-
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        (["--backend=kubernetes"], "--backend"),
-        (["--variants=lstm,gur"], "Unknown variant 'gur'"),
-        (["--variants=gru", "--zoneout_c=0.1"], "experiments.run would refuse the cell"),
-        (["--variants="], "grid axis 'variant' is empty"),
-        (["--hidden_size=big"], "--hidden_size takes int values"),
-        (["--study=experiments/studies/no_such_study.py"], "no_such_study.py"),
-        (["--study=experiments/studies/__init__.py"], "get_config"),
-        (
-            ["--study=experiments/studies/default_adding_T50.py", "--variants=gru", "--steps=2"],
-            "not both",
-        ),
-        (["--backend=ray", "--ray_address=127.0.0.1:1"], "does not answer as a Ray cluster"),
-        (["--tune=learning_rate"], "needs at least two values"),
-    ],
-)
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path, environment, flags, message):
-    workdir = tmp_path / "study"
-    grid_flags = [] if any(f.startswith("--study=") for f in flags) else TINY
-    result = _sweep(environment, *grid_flags, f"--workdir={workdir}", *flags, timeout=180)
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert "Traceback" not in result.stderr, result.stderr
-    assert any(message in line for line in lines[-2:]), result.stderr
-    assert _nothing_written(workdir)
-
-
-def test_a_workdir_of_another_study_is_refused(tmp_path, environment):
-    study.open_study(tmp_path, _tiny_spec())
-    before = sorted(p.name for p in tmp_path.iterdir())
-    result = _sweep(environment, *TINY, "--variants=lstm", f"--workdir={tmp_path}")
-    assert result.returncode == 1
-    assert result.stderr.strip().startswith(f"experiments.sweep: error: {tmp_path} holds another")
-    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -188,6 +188,7 @@ def supervise(stall_timeout: float = 0.0, *, program: str = "experiment") -> Ite
     finally:
         _active.clear()
         done.set()
+        writer.send(b"\0")  # wakes the thread now rather than at its next poll
         thread.join()
         signal.set_wakeup_fd(previous_fd)
         for number, handler in previous_handlers.items():
