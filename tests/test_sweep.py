@@ -5,7 +5,6 @@ The end-to-end cases run the real command (``python -m experiments.sweep``) on c
 small that a cell is mostly JAX's start-up; the subprocesses share a compilation cache.
 """
 
-import json
 import math
 import os
 import subprocess
@@ -13,57 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from _sweep_helpers import cached_environment
 
 from experiments.shared import resume
 from experiments.sweep import backends, engine, grid, study
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "--task=adding",
-    "--lengths=5",
-    "--steps=20",
-    "--eval_every=10",
-    "--hidden_size=4",
-    "--batch_size=4",
-    "--eval_batch_size=8",
-    "--nocompare",
-]
-TIMES = ("wall_time", "steps_per_second", "versions")
 
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("jax_cache")
-    return {
-        **os.environ,
-        "JAX_COMPILATION_CACHE_DIR": str(cache),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
-
-
-def _sweep(environment, *flags, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.sweep", *flags],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def _records(workdir: Path) -> dict:
-    """Every cell's records, times left out, by path under the workdir."""
-    out = {}
-    for path in sorted(workdir.glob("cells/*/records/*.json")):
-        record = json.loads(path.read_text())
-        for key in TIMES:
-            record.pop(key)
-        for point in [*record["history"], record["final"]]:
-            point.pop("wall_time")
-        out[str(path.relative_to(workdir))] = record
-    return out
+    return cached_environment(tmp_path_factory.mktemp("jax_cache"))
 
 
 # ------------------------------------------------------------------------------ grid

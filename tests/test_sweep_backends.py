@@ -3,13 +3,13 @@ a real local Ray cluster, and submitit's local executor (its Slurm path, run her
 Without the ``[cluster]`` extra, a backend is refused with one line saying what to install.
 """
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _sweep_helpers import records_without_times
 
 from experiments.sweep import backends
 
@@ -17,22 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 GRID = ["--task=adding", "--lengths=5", "--variants=gru", "--seeds=2", "--steps=20",
         "--eval_every=10", "--hidden_size=4", "--batch_size=4", "--eval_batch_size=8",
         "--nocompare", "--workers=2"]  # fmt: skip
-TIMES = ("wall_time", "steps_per_second", "versions")
 
 
-def _records(workdir: Path) -> dict:
-    out = {}
-    for path in sorted(workdir.glob("cells/*/records/*.json")):
-        record = json.loads(path.read_text())
-        for key in TIMES:
-            record.pop(key)
-        for point in [*record["history"], record["final"]]:
-            point.pop("wall_time")
-        out[str(path.relative_to(workdir))] = record
-    return out
-
-
-def test_local_ray_and_submitit_write_bit_identical_records(tmp_path):
+def test_local_ray_and_submitit_write_bit_identicalrecords_without_times(tmp_path):
     pytest.importorskip("ray", reason="the [cluster] extra is not installed")
     pytest.importorskip("submitit", reason="the [cluster] extra is not installed")
     found = {}
@@ -45,7 +32,7 @@ def test_local_ray_and_submitit_write_bit_identical_records(tmp_path):
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         assert "1 cells done, 0 failed" in result.stdout
-        found[backend[0]] = _records(workdir)
+        found[backend[0]] = records_without_times(workdir)
     local = found["--backend=local"]
     assert len(local) == 2
     assert found["--backend=ray"] == local

@@ -6,7 +6,6 @@ compilation cache. The sweep's bad flags are in tests/test_bad_input_table.py.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _sweep_helpers import cached_environment, records_without_times
 
 from experiments.shared import resume
 from experiments.sweep import grid, study
@@ -29,18 +29,11 @@ TINY = [
     "--eval_batch_size=8",
     "--nocompare",
 ]
-TIMES = ("wall_time", "steps_per_second", "versions")
 
 
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("jax_cache")
-    return {
-        **os.environ,
-        "JAX_COMPILATION_CACHE_DIR": str(cache),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-    }
+    return cached_environment(tmp_path_factory.mktemp("jax_cache"))
 
 
 def _sweep(environment, *flags, timeout=300):
@@ -52,19 +45,6 @@ def _sweep(environment, *flags, timeout=300):
         text=True,
         timeout=timeout,
     )
-
-
-def _records(workdir: Path) -> dict:
-    """Every cell's records, times left out, by path under the workdir."""
-    out = {}
-    for path in sorted(workdir.glob("cells/*/records/*.json")):
-        record = json.loads(path.read_text())
-        for key in TIMES:
-            record.pop(key)
-        for point in [*record["history"], record["final"]]:
-            point.pop("wall_time")
-        out[str(path.relative_to(workdir))] = record
-    return out
 
 
 def test_two_tuned_sweeps_share_one_workdir_pick_by_the_rule_and_resume(tmp_path, environment):
@@ -95,7 +75,7 @@ def test_two_tuned_sweeps_share_one_workdir_pick_by_the_rule_and_resume(tmp_path
     cell = json.loads((tmp_path / "cells" / evaluation / "cell.json").read_text())
     assert cell["role"] == "eval" and cell["tuning"]["picked"] == picks["picked"]
     assert cell["config"]["seeds"] == [0, 1] and picks["tuning_seeds"] == [1000, 1001]
-    records = _records(tmp_path)
+    records = records_without_times(tmp_path)
     assert len(records) == 6
     assert {r["config"]["learning_rate"] for p, r in records.items() if evaluation in p} == {
         picks["picked"]

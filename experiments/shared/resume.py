@@ -16,10 +16,11 @@ atomically. It is safe to stop at any moment and start again with the same setti
   is a pure function of seed and step (:mod:`experiments.shared.training`). A workdir
   holding this run with other settings raises :class:`ConfigMismatchError`; a corrupt
   record or checkpoint is set aside (renamed ``*.corrupt-TIME``), never deleted.
-* **Graceful preemption.** On SIGTERM or SIGINT the run finishes its current chunk,
-  writes a checkpoint, says where, and raises :class:`PreemptedError`; the scripts then exit
-  with :data:`EXIT_PREEMPTED` (75, ``EX_TEMPFAIL`` of ``sysexits.h``: "try again").
-  The same command resumes from that step. A second signal acts as usual (stops at once).
+* **Graceful preemption.** On SIGTERM, SIGINT or SIGHUP the run finishes its current
+  chunk, writes a checkpoint, says where, and raises :class:`PreemptedError`; the scripts
+  then exit with :data:`EXIT_PREEMPTED` (75, ``EX_TEMPFAIL`` of ``sysexits.h``: "try
+  again"). The same command resumes from that step. A second signal stops it at once, and
+  a device call that stalls ends it with one line (:mod:`experiments.shared.watchdog`).
 * **Faults while writing.** An ``OSError`` (disk full, permission denied) while writing a
   checkpoint or record raises :class:`WriteError` with one clear line; every write goes to
   a temporary file renamed over the old one, so the previous checkpoint and records stay

@@ -228,6 +228,8 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, address: str | None, workers: int, threads: int, stall_timeout: float):
+        if address and address != "auto":
+            _check_answers(address)
         try:
             import ray
         except ImportError:
@@ -237,8 +239,6 @@ class RayBackend:
         self._ray = ray
         self.threads = threads
         environment = {"env_vars": {"PYTHONPATH": str(_ROOT)}}
-        if address and address != "auto":
-            _check_answers(address)
         try:
             if address:
                 ray.init(address=address, runtime_env=environment, log_to_driver=False)
