@@ -1,7 +1,7 @@
 """Plain NumPy float64 reference for the lstmx cells, written from the equations.
 
 This module is deliberately independent of ``lstmx``: it is written straight from the
-maths in ``design.md`` ("Cells and their exact maths") and Greff et al. 2017, "LSTM: A
+maths of the README's "The cells" (the papers' equations) and Greff et al. 2017, "LSTM: A
 Search Space Odyssey", for clarity rather than speed. Every gate is sliced out by name,
 the sigmoid is ``1 / (1 + exp(-x))``, and time is a Python loop.
 

@@ -12,7 +12,7 @@ import lstmx
 from lstmx.describe import Description, ParameterRow, describe
 
 # Parameter counts for hidden size H=3 and I=2 inputs, worked out by hand from the
-# layouts in design.md: LSTM G*H*(I+H+1) + k*H (peepholes) + (k*H)^2 (FGR);
+# layouts in the README's "The cells": LSTM G*H*(I+H+1) + k*H (peepholes) + (k*H)^2 (FGR);
 # GRU 3H*(I+H+2); RNN H*(I+H+1). Newer cells' modules hold their own counts.
 HAND_COUNTS = {
     "rnn": 3 * (2 + 3 + 1),  # 18
