@@ -4,8 +4,8 @@ Every named variant and a spread of ``lstmx.lstm`` option combinations are run s
 step with random non-zero weights (biases, peepholes and FGR matrices included) from a
 random non-zero initial state, and compared with the reference written from the papers'
 equations (the README's "The cells"). Parameter and state layouts (named fields) and the
-README's claims about the default and chrono initialisations are checked here; shapes, dtypes and batch shapes
-of every cell are in tests/test_contract.py.
+README's claims about the default and chrono initialisations are checked here; shapes,
+dtypes and batch shapes of every cell are in tests/test_contract.py.
 """
 
 import math
