@@ -34,14 +34,17 @@ from experiments.shared.regularization import RATES
 
 __all__ = [
     "AXES",
+    "FLAG_NAMES",
     "SELECTION_RULE",
     "Cell",
     "GridError",
+    "Pick",
     "cell_flags",
     "eval_cell",
     "expand",
     "normalise_spec",
     "pick",
+    "spec_from_study_file",
     "tuning_groups",
 ]
 
