@@ -104,24 +104,29 @@ def run_study(
     elsewhere: set[str] = set()
     stopping = False
     capacity = getattr(backend, "capacity", None) or 10**6
+    # The workdir is read again only when a cell has ended: nothing else frees a worker or
+    # finishes a tuning group, and a study's records are many files.
+    look, ready, picks = True, [], {}
     while True:
         if stop_requested() and not stopping:
             stopping = True
             log(f"stopping: {len(running)} running cell(s) checkpoint and stop.")
             backend.stop()
-        cells, picks, waiting = current_cells(workdir, spec)
-        if picks:
-            study.write_picks(workdir, picks)
-        states = {cell.id: study.cell_state(workdir, cell) for cell in cells}
-        in_flight = {cell.id for cell in running.values()}
-        elsewhere = {c.id for c in cells if states[c.id] == "running" and c.id not in in_flight}
-        ready = [
-            cell
-            for cell in cells
-            if states[cell.id] in ("pending", "failed")
-            and cell.id not in in_flight
-            and cell.id not in gave_up
-        ]
+        if look:
+            look = False
+            cells, picks, _ = current_cells(workdir, spec)
+            if picks:
+                study.write_picks(workdir, picks)
+            states = {cell.id: study.cell_state(workdir, cell) for cell in cells}
+            in_flight = {cell.id for cell in running.values()}
+            elsewhere = {c.id for c in cells if states[c.id] == "running" and c.id not in in_flight}
+            ready = [
+                cell
+                for cell in cells
+                if states[cell.id] in ("pending", "failed")
+                and cell.id not in in_flight
+                and cell.id not in gave_up
+            ]
         while ready and not stopping and len(running) < capacity:
             cell = ready.pop(0)
             attempts[cell.id] = attempts.get(cell.id, 0) + 1
@@ -135,6 +140,7 @@ def run_study(
         finished, _ = concurrent.futures.wait(
             running, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED
         )
+        look = look or bool(finished)
         for future in finished:
             cell = running.pop(future)
             try:
