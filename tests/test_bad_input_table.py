@@ -64,6 +64,17 @@ CONFIGS = [
         ValueError,
         r"variant 'gru' cannot take zoneout_c=0.1: this cell's state has no 'c' field",
     ),
+    ({"task": "dyck"}, ValueError, r"task must be one of copy, adding, parity, .*; got 'dyck'"),
+    (
+        {"task": "parity", "length": 40, "test_lengths": "40-100"},
+        ValueError,
+        r"test_lengths must all be above the training length 40 .* from 40",
+    ),
+    ({"task": "parity", "test_lengths": "100-41"}, ValueError, r"1 <= A <= B"),
+    ({"task": "parity", "test_lengths": "41-x"}, ValueError, r"A-B \(e.g. 41-500\)"),
+    ({"task": "modular_arithmetic", "modulus": 1}, ValueError, r"modulus must be an int >= 2"),
+    ({"task": "cycle_navigation", "length": 0}, ValueError, r"length must be an int >= 1, got 0"),
+    ({"task": "even_pairs", "test_batch_size": 0}, ValueError, r"test_batch_size must be an int"),
 ]
 
 
@@ -110,6 +121,25 @@ CLI = [
         "variant 'gru' cannot take zoneout_c=0.1",
     ),
     ("run_unknown_flag", "run", ["--hiden_size=8"], "hiden_size"),
+    ("run_unknown_task", "run", ["--task=dyck"], "--task=dyck: value should be one of"),
+    (
+        "run_test_length_not_above_training",
+        "run",
+        ["--task=parity", "--train_max_length=40", "--test_lengths=30-100"],
+        "test_lengths must all be above the training length 40",
+    ),
+    (
+        "run_modulus_below_2",
+        "run",
+        ["--task=modular_arithmetic", "--modulus=1"],
+        "--modulus=1: 1 is not integer >= 2",
+    ),
+    (
+        "run_training_length_below_1",
+        "run",
+        ["--task=parity", "--train_max_length=0"],
+        "--length=0: 0 is not a positive integer",
+    ),
     ("run_positional", "run", ["lstm"], "unexpected arguments ['lstm']"),
     ("run_workdir_empty", "run", ["--workdir="], "--workdir must be a directory path"),
     (

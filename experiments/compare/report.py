@@ -8,6 +8,7 @@ The work is split by kind; this module writes the report from them::
     tables.py    summary rows per (task, length, row); Markdown and CSV
     tuning.py    the tuning table of a study's tuning cells
     plots.py     learning curves, forest plots, survival (time to solve) curves
+    state_tracking.py  the state-tracking tasks' score table and accuracy-by-length figure
 
 Usage::
 
@@ -47,6 +48,12 @@ from experiments.compare.loading import (
     load_workdirs,
 )
 from experiments.compare.plots import plot_forest, plot_learning_curves, plot_survival
+from experiments.compare.state_tracking import (
+    format_scores_markdown,
+    plot_accuracy_by_length,
+    summarise_scores,
+    write_scores_csv,
+)
 from experiments.compare.stats import welch_test
 from experiments.compare.tables import (
     DEFAULT_SOLVE_FRACTION,
@@ -63,17 +70,21 @@ __all__ = [
     "RECORD_FORMAT",
     "REFERENCE_VARIANT",
     "format_markdown",
+    "format_scores_markdown",
     "format_tuning_markdown",
     "load_records",
     "load_workdirs",
+    "plot_accuracy_by_length",
     "plot_forest",
     "plot_learning_curves",
     "plot_survival",
     "solve_rate_column",
     "summarise",
+    "summarise_scores",
     "summarise_tuning",
     "welch_test",
     "write_csv",
+    "write_scores_csv",
     "write_summary",
     "write_tuning_csv",
 ]
@@ -89,7 +100,10 @@ def write_summary(
     """Writes ``summary.md``, ``summary.csv`` and the PNGs of every group to ``output_dir``.
 
     The PNGs are ``learning_curves_{task}_T{length}.png``, ``forest_{task}_T{length}.png``
-    and ``survival_{task}_T{length}.png``. Records of tuning cells are left out of the
+    and ``survival_{task}_T{length}.png``; for the state-tracking tasks also
+    ``accuracy_by_length_{task}_T{length}.png`` and ``scores.csv``, and ``summary.md``
+    opens with their score table (:mod:`experiments.compare.state_tracking`). Records of
+    tuning cells are left out of the
     comparison; when there are any, ``summary.md`` has a "Tuning" section and
     ``tuning.csv`` is written too (:mod:`experiments.compare.tuning`).
 
@@ -118,7 +132,11 @@ def write_summary(
     survival = plot_survival(
         records, output_dir / "survival_", solve_fraction=solve_fraction, reference=reference
     )
+    score_rows = summarise_scores(records, reference=reference)
+    by_length = plot_accuracy_by_length(records, output_dir / "accuracy_by_length_", reference)
     tables = format_markdown(rows, solve_fraction)
+    if score_rows:
+        tables = format_scores_markdown(score_rows) + "\n" + tables
     if tuning_rows:
         tables += ("\n" if tables else "") + format_tuning_markdown(tuning_rows)
     n_tune = sum(1 for rec in records if is_tune(rec))
@@ -130,6 +148,9 @@ def write_summary(
         f"{len(records)} records{tuned}{skipped}",
         "",
         tables,
+        *(["## Accuracy against test length", ""] if by_length else []),
+        *[f"![{Path(p).stem}]({Path(p).name})" for p in by_length],
+        *([""] if by_length else []),
         "## Learning curves",
         "",
         *[f"![{Path(p).stem}]({Path(p).name})" for p in curves],
@@ -152,4 +173,8 @@ def write_summary(
     if tuning_rows:
         write_tuning_csv(tuning_rows, output_dir / "tuning.csv")
         written.append(output_dir / "tuning.csv")
-    return tables, [*written, *map(Path, curves), *map(Path, forests), *map(Path, survival)]
+    if score_rows:
+        write_scores_csv(score_rows, output_dir / "scores.csv")
+        written.append(output_dir / "scores.csv")
+    figures = [*curves, *forests, *survival, *by_length]
+    return tables, [*written, *map(Path, figures)]

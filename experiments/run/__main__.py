@@ -55,7 +55,13 @@ from experiments.shared import regularization
 from lstmx.cells import variant_names
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", "adding", list(model.TASKS), "Task to train on.")
+flags.DEFINE_enum(
+    "task",
+    "adding",
+    list(model.TASKS),
+    "Task to train on: copy and adding (long dependencies) or the state-tracking tasks of "
+    "Delétang et al. 2023 (parity, modular_arithmetic, cycle_navigation, even_pairs).",
+)
 flags.DEFINE_list(
     "variants",
     ["lstm", "peephole", "cifg", "gru", "rnn"],
@@ -66,17 +72,40 @@ flags.DEFINE_integer(
     "first_seed", 0, "First seed; seeds are first_seed..first_seed+N-1.", lower_bound=0
 )
 flags.DEFINE_integer(
-    "steps", None, "Training steps (default: 1000 for adding, 2000 for copy).", lower_bound=1
+    "steps",
+    None,
+    "Training steps (default: 1000 for adding, 2000 for copy and state tracking).",
+    lower_bound=1,
 )
 flags.DEFINE_integer(
     "length",
     None,
-    "Copy task delay T (sequences are T+20 long) or adding sequence length T "
-    "(default: 50 for adding, 100 for copy).",
+    "Copy task delay T (sequences are T+20 long), adding sequence length T, or the longest "
+    "training string of a state-tracking task (--train_max_length; lengths uniform from 1) "
+    "(default: 50 for adding, 100 for copy, 40 for state tracking).",
     lower_bound=1,
 )
+flags.DEFINE_alias("train_max_length", "length")
+flags.DEFINE_string(
+    "test_lengths",
+    "41-500",
+    "State tracking: the test lengths after training, A-B, A-B:S (every S-th, and B) or N; "
+    "all above the training length (Delétang et al.: 41-500).",
+)
 flags.DEFINE_integer(
-    "batch_size", None, "Batch size per seed (default: 50 for adding, 20 for copy).", lower_bound=1
+    "test_batch_size", 128, "State tracking: test strings per length and seed.", lower_bound=1
+)
+flags.DEFINE_integer(
+    "modulus",
+    5,
+    "State tracking: modular_arithmetic's modulus and cycle_navigation's cycle length.",
+    lower_bound=2,
+)
+flags.DEFINE_integer(
+    "batch_size",
+    None,
+    "Batch size per seed (default: 50 for adding, 20 for copy, 128 for state tracking).",
+    lower_bound=1,
 )
 flags.DEFINE_integer("hidden_size", 128, "Units per layer.", lower_bound=1)
 flags.DEFINE_integer("num_layers", 1, "Stacked layers.", lower_bound=1)
@@ -215,6 +244,15 @@ def configs_from_flags() -> list[model.Config]:
             eval_batch_size=FLAGS.eval_batch_size,
             seeds=seeds,
             **regularization.rates_from_flags(FLAGS),
+            **(
+                {
+                    "test_lengths": FLAGS.test_lengths,
+                    "test_batch_size": FLAGS.test_batch_size,
+                    "modulus": FLAGS.modulus,
+                }
+                if FLAGS.task in model.STATE_TRACKING_TASKS
+                else {}
+            ),
         )
         for name in dict.fromkeys(FLAGS.variants)
     ]

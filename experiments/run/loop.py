@@ -1,10 +1,14 @@
-"""One variant of the copy/adding comparison through the shared resumable loop.
+"""One variant of the synthetic-task comparison through the shared resumable loop.
 
 :func:`run_variant` is what ``python -m experiments.run`` calls once per variant: it
 describes the run (:class:`experiments.shared.resume.Experiment`) and hands it to
 :func:`experiments.shared.resume.run`, which locks the workdir, skips finished seeds,
 resumes from a checkpoint, stops gracefully on SIGTERM/SIGINT and writes the records
 (format in :mod:`experiments.shared.records`).
+
+A state-tracking record also holds ``chance`` (1 / classes) and ``test``: ``lengths``,
+``accuracy`` (one per length, after training), ``score`` (their mean, Delétang et al.'s
+score) and ``batch_size`` (strings per length).
 """
 
 from __future__ import annotations
@@ -16,7 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.run.model import Config, make_trainer, task_baseline
+from experiments.run.model import (
+    Config,
+    make_tester,
+    make_trainer,
+    parse_test_lengths,
+    task_baseline,
+    task_chance,
+)
 from experiments.shared import records, resume
 from experiments.shared.resume import ConfigMismatchError
 
@@ -51,7 +62,7 @@ def _record(config: Config, outcome: resume.Outcome, index: int) -> dict:
     trained = dataclasses.replace(config, seeds=outcome.seeds)
     diverged_step = int(outcome.state.diverged_step[index])
     history = [point[index] for point in outcome.history]
-    return {
+    record = {
         "format": records.RECORD_FORMAT,
         "task": config.task,
         "length": config.length,
@@ -59,7 +70,7 @@ def _record(config: Config, outcome: resume.Outcome, index: int) -> dict:
         "label": config.label,
         "seed": outcome.seeds[index],
         "config": trained.to_dict(),
-        "baseline": task_baseline(config.task, config.length),
+        "baseline": task_baseline(config.task, config.length, config.modulus),
         "num_params": outcome.num_params,
         "history": history,
         "final": history[-1],
@@ -69,6 +80,22 @@ def _record(config: Config, outcome: resume.Outcome, index: int) -> dict:
         "wall_time": outcome.wall_time,
         "versions": records.software_versions(),
     }
+    if config.state_tracking:
+        accuracy = [float(a) for a in outcome.test["accuracy"][index]]
+        record["chance"] = task_chance(config.task, config.modulus)
+        record["test"] = {
+            "lengths": list(parse_test_lengths(config.test_lengths)),
+            "accuracy": accuracy,
+            "score": float(np.mean(accuracy)),
+            "batch_size": config.test_batch_size,
+        }
+    return record
+
+
+def _test(config: Config, state, seeds: tuple[int, ...]) -> dict:
+    """Accuracy ``[S, lengths]`` of every seed on every test length (state tracking)."""
+    test = make_tester(dataclasses.replace(config, seeds=seeds))
+    return {"accuracy": test(state.params)}
 
 
 def experiment(config: Config, workdir: str | os.PathLike) -> resume.Experiment:
@@ -89,6 +116,7 @@ def experiment(config: Config, workdir: str | os.PathLike) -> resume.Experiment:
         history_points=_history_points,
         progress=lambda step, points, rate: _progress(config, step, points, rate),
         make_record=lambda outcome, index: _record(config, outcome, index),
+        test=(lambda state, seeds: _test(config, state, seeds)) if config.state_tracking else None,
     )
 
 

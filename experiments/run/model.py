@@ -1,11 +1,12 @@
-"""The long-dependency tasks' model: a cell, a linear read-out, the task's loss and accuracy.
+"""The synthetic tasks' model: a cell, a linear read-out, the task's loss and accuracy.
 
 The model is a cell (optionally stacked) and a :class:`~experiments.shared.training.Readout`:
 a softmax over the 10 classes at every step for the copy task, a scalar at the last step
-for the adding problem. All seeds of one :class:`Config` train together with
-:func:`experiments.shared.training.make_trainer`; the batch of step ``n`` is drawn from
-``fold_in(train_key, n)`` and each evaluation's held-out batch from
-``fold_in(eval_key, n)``.
+for the adding problem, a softmax over the classes at the answer position for the
+state-tracking tasks (:func:`state_tracking_loss_and_accuracy`). All seeds of one
+:class:`Config` train together with :func:`experiments.shared.training.make_trainer`;
+the batch of step ``n`` is drawn from ``fold_in(train_key, n)`` and each evaluation's
+held-out batch from ``fold_in(eval_key, n)``.
 
 Regularisers (zoneout, variational dropout; :mod:`experiments.shared.regularization`)
 wrap every layer when a rate is > 0. Training then draws their masks from
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any
 
 import jax
@@ -42,6 +44,7 @@ Array = jax.Array
 
 __all__ = [
     "ADDING_TOLERANCE",
+    "STATE_TRACKING_TASKS",
     "CLIP_MODES",
     "INITS",
     "LI_INPUT_STD",
@@ -53,11 +56,16 @@ __all__ = [
     "Trainer",
     "loss_and_accuracy",
     "make_cell",
+    "make_tester",
     "make_trainer",
+    "parse_test_lengths",
+    "state_tracking_loss_and_accuracy",
     "task_baseline",
+    "task_chance",
 ]
 
-TASKS = ("copy", "adding")
+STATE_TRACKING_TASKS = tasks.STATE_TRACKING_TASKS
+TASKS = ("copy", "adding", *STATE_TRACKING_TASKS)
 INITS = ("default", "chrono", "li")
 LI_INPUT_STD = 1e-3
 """Li et al. (2018)'s input-kernel scale for the IndRNN on the adding problem (their code)."""
@@ -66,10 +74,35 @@ ADDING_TOLERANCE = 0.04
 TASK_DEFAULTS = {
     "adding": {"length": 50, "batch_size": 50, "steps": 1000},
     "copy": {"length": 100, "batch_size": 20, "steps": 2000},
+    **{name: {"length": 40, "batch_size": 128, "steps": 2000} for name in STATE_TRACKING_TASKS},
 }
 """Per-task defaults of ``experiments.run`` from the literature (Arjovsky et al. 2016;
-Tallec & Ollivier 2018), shortened where the README's default comparison must finish in
-minutes on a laptop."""
+Tallec & Ollivier 2018; Delétang et al. 2023's training lengths and batch), shortened
+where the README's default comparison must finish in minutes on a laptop (Delétang et
+al. train 1,000,000 steps)."""
+_STATE_TRACKING_FIELDS = ("test_lengths", "test_batch_size", "modulus")
+"""Config fields of the state-tracking tasks only; left out of the other tasks' records."""
+
+
+def parse_test_lengths(text: str) -> tuple[int, ...]:
+    """The test lengths of ``--test_lengths``: ``"A-B"`` (A to B), ``"A-B:S"`` (every S-th
+    from A, and B), or one length ``"N"``.
+
+    Raises:
+      ValueError: anything else, or a range that is empty or starts below 1.
+    """
+    shape = "A-B (e.g. 41-500), A-B:S (every S-th, e.g. 41-500:10) or one length N"
+    try:
+        span, _, stride = str(text).partition(":")
+        first, _, last = span.partition("-")
+        first, last = int(first), int(last or first)
+        stride = int(stride) if stride else 1
+    except ValueError:
+        raise ValueError(f"test_lengths must be {shape}; got {text!r}.") from None
+    if first < 1 or last < first or stride < 1:
+        raise ValueError(f"test_lengths must be {shape} with 1 <= A <= B and S >= 1; got {text!r}.")
+    lengths = tuple(range(first, last + 1, stride))
+    return lengths if lengths[-1] == last else (*lengths, last)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,10 +110,11 @@ class Config:
     """Everything that defines one training run of one variant (all its seeds).
 
     Attributes:
-      task: "copy" or "adding".
+      task: "copy", "adding" or a state-tracking task (:data:`STATE_TRACKING_TASKS`).
       variant: a name from :func:`lstmx.variant_names`.
-      length: the copy task's delay ``T`` (sequences are ``T + 20`` long) or the adding
-        problem's sequence length ``T``.
+      length: the copy task's delay ``T`` (sequences are ``T + 20`` long), the adding
+        problem's sequence length ``T``, or a state-tracking task's longest training
+        string (lengths drawn uniformly from 1 to it; ``--train_max_length``).
       steps: optimiser steps.
       batch_size: training examples per step and seed.
       hidden_size: units per layer.
@@ -102,6 +136,11 @@ class Config:
       recurrent_dropout: variational dropout on ``h_{t-1}`` as the step reads it, [0, 1).
       candidate_dropout: dropout on the LSTM block input ``g`` per step, [0, 1) (Semeniuta
         et al. 2016); LSTM variants only.
+      test_lengths: state tracking: the test lengths after training (:func:`parse_test_lengths`),
+        each above ``length``; Delétang et al. test 41 to 500.
+      test_batch_size: state tracking: test strings per length and seed (Delétang et al.: 512).
+      modulus: state tracking: modular arithmetic's modulus and cycle navigation's cycle
+        length (both 5 in Delétang et al.), >= 2.
     """
 
     task: str = "adding"
@@ -124,6 +163,9 @@ class Config:
     input_dropout: float = 0.0
     recurrent_dropout: float = 0.0
     candidate_dropout: float = 0.0
+    test_lengths: str = "41-500"
+    test_batch_size: int = 128
+    modulus: int = 5
 
     def __post_init__(self):
         if isinstance(self.seeds, list):  # e.g. from JSON; a tuple keeps the config hashable
@@ -156,6 +198,15 @@ class Config:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}.")
         regularization.check_rates(self)
+        if self.state_tracking:
+            _checks.positive_int("test_batch_size", self.test_batch_size)
+            _checks.int_at_least("modulus", self.modulus, 2)
+            lengths = parse_test_lengths(self.test_lengths)
+            if lengths[0] <= self.length:
+                raise ValueError(
+                    f"test_lengths must all be above the training length {self.length} (they "
+                    f"test length generalisation); got {self.test_lengths!r}, from {lengths[0]}."
+                )
         make_cell(self)  # refuses impossible combinations: chrono init for nfg, zoneout_c for gru
 
     @property
@@ -171,6 +222,11 @@ class Config:
         return name + regularization.label_suffix(self)
 
     @property
+    def state_tracking(self) -> bool:
+        """Whether the task is one of :data:`STATE_TRACKING_TASKS`."""
+        return self.task in STATE_TRACKING_TASKS
+
+    @property
     def regularized(self) -> bool:
         """Whether a regulariser rate is > 0 (then training draws masks)."""
         return regularization.is_regularized(self)
@@ -181,19 +237,34 @@ class Config:
         return max(3, 3 * self.length // 2 if self.task == "copy" else self.length)
 
     def to_dict(self) -> dict:
-        """Every setting, JSON-able; regulariser rates of 0 are left out (records as before)."""
+        """Every setting, JSON-able; regulariser rates of 0 and, for copy and adding, the
+        state-tracking settings are left out (records as before)."""
         settings = {**dataclasses.asdict(self), "seeds": list(self.seeds)}
+        if not self.state_tracking:
+            for name in _STATE_TRACKING_FIELDS:
+                del settings[name]
         return regularization.to_dict(settings)
 
 
 def sequence_length(config: Config) -> int:
-    """Steps the cell runs: ``T + 20`` for copy (delay plus the symbols), ``T`` for adding."""
+    """Steps the cell runs: ``T + 20`` for copy (delay plus the symbols), ``T`` for adding,
+    the longest training string and its answer position, ``T + 1``, for state tracking."""
+    if config.state_tracking:
+        return config.length + 1
     return config.length + tasks.COPY_LENGTH * 2 if config.task == "copy" else config.length
 
 
-def task_baseline(task: str, length: int) -> float:
-    """The memoryless baseline loss of a task (copy: 10 ln 8 / (T + 20); adding: 1/6)."""
+def task_baseline(task: str, length: int, modulus: int = 5) -> float:
+    """The memoryless baseline loss of a task (copy: 10 ln 8 / (T + 20); adding: 1/6; state
+    tracking: ln C, the cross-entropy of predicting all C classes as equally likely)."""
+    if task in STATE_TRACKING_TASKS:
+        return math.log(tasks.state_tracking_task(task, modulus).num_classes)
     return tasks.copy_baseline(length) if task == "copy" else tasks.adding_baseline()
+
+
+def task_chance(task: str, modulus: int = 5) -> float:
+    """A state-tracking task's chance accuracy, 1 / C (parity, even pairs: 0.5; modulus 5: 0.2)."""
+    return 1.0 / tasks.state_tracking_task(task, modulus).num_classes
 
 
 def make_cell(config: Config) -> Cell:
@@ -224,7 +295,12 @@ def make_cell(config: Config) -> Cell:
     return layers[0] if config.num_layers == 1 else stack(layers)
 
 
-def _batch(config: Config, key: Array, batch_size: int) -> tuple[Array, Array]:
+def _batch(config: Config, key: Array, batch_size: int) -> tuple[Any, Any]:
+    if config.state_tracking:
+        key_lengths, key_strings = jax.random.split(key)
+        lengths = tasks.sample_lengths(key_lengths, batch_size, config.length)
+        task = tasks.state_tracking_task(config.task, config.modulus)
+        return task.generate(key_strings, batch_size, config.length, lengths, config.modulus), None
     if config.task == "copy":
         return tasks.copy_task(key, batch_size, config.length)
     return tasks.adding_task(key, batch_size, config.length)
@@ -245,11 +321,14 @@ def loss_and_accuracy(
     the last step; accuracy = share with ``|error| < 0.04``.
 
     Args:
-      inputs: copy: int ``[B, T + 20]`` tokens; adding: ``[B, T, 2]``.
-      targets: copy: int ``[B, T + 20]``; adding: ``[B]``.
+      inputs: copy: int ``[B, T + 20]`` tokens; adding: ``[B, T, 2]``; state tracking: a
+        :class:`lstmx.tasks.StateTrackingBatch`.
+      targets: copy: int ``[B, T + 20]``; adding: ``[B]``; state tracking: unused.
       key: the regularisers' masks while training (a regularised cell only); None runs
         the cell's expectation.
     """
+    if config.state_tracking:
+        return state_tracking_loss_and_accuracy(config, cell, params, inputs, key)
     if config.task == "copy":
         _, ys = scan(cell, params.cell, jax.nn.one_hot(inputs, tasks.NUM_CLASSES), key=key)
         logits = apply_readout(params, ys)
@@ -259,6 +338,67 @@ def loss_and_accuracy(
     _, ys = scan(cell, params.cell, inputs, key=key)
     error = apply_readout(params, ys[:, -1])[:, 0] - targets
     return jnp.mean(error**2), jnp.mean(jnp.abs(error) < ADDING_TOLERANCE)
+
+
+def state_tracking_loss_and_accuracy(
+    config: Config,
+    cell: Cell,
+    params: Readout,
+    batch: tasks.StateTrackingBatch,
+    key: Array | None = None,
+) -> tuple[Array, Array]:
+    """Cross-entropy and accuracy at the answer position of a state-tracking batch.
+
+    As Delétang et al. 2023 (their ``make_model_with_empty_targets``): each string of
+    length ``n`` is one-hot encoded over the vocabulary and one extra token, the *answer
+    token*, which follows it at position ``n``; the read-out of the cell's output there is
+    the prediction. The cell runs each string for its own ``n + 1`` steps (``lengths``).
+    Their read-out is ReLU then linear; here it is linear, as for every other task.
+    """
+    vocab = tasks.state_tracking_task(config.task, config.modulus).vocab_size
+    B, T = batch.tokens.shape
+    tokens = jnp.concatenate([batch.tokens, jnp.full((B, 1), tasks.PAD, jnp.int32)], axis=1)
+    answer_here = jnp.arange(T + 1)[None, :] == batch.lengths[:, None]
+    inputs = jax.nn.one_hot(jnp.where(answer_here, vocab, tokens), vocab + 1)  # PAD: zeros
+    _, ys = scan(cell, params.cell, inputs, lengths=batch.lengths + 1, key=key)
+    at_answer = jnp.take_along_axis(ys, batch.lengths[:, None, None], axis=1)[:, 0]
+    logits = apply_readout(params, at_answer)
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch.labels).mean()
+    return loss, jnp.mean(logits.argmax(-1) == batch.labels)
+
+
+@functools.lru_cache(maxsize=16)
+def make_tester(config: Config):
+    """``test(params) -> accuracy [S, len(test_lengths)]``, a state-tracking config's test.
+
+    For each test length, ``test_batch_size`` fresh strings of exactly that length per
+    seed, drawn from ``fold_in(fold_in(eval_key, steps + 1), length)``: a stream no
+    evaluation during training uses (those fold in steps ``<= steps``). All lengths run in
+    one compiled program, padded to the longest. ``params`` are every seed's, stacked.
+    """
+    cell = make_cell(config)
+    lengths = parse_test_lengths(config.test_lengths)
+    longest = lengths[-1]
+    task = tasks.state_tracking_task(config.task, config.modulus)
+    # The eval key of each seed, as experiments.shared.training.make_trainer splits it.
+    eval_keys = jax.vmap(lambda key: jax.random.split(key, 3)[2])(training.seed_keys(config.seeds))
+    test_keys = jax.vmap(lambda key: jax.random.fold_in(key, config.steps + 1))(eval_keys)
+
+    def accuracy_at(params: Readout, key: Array, length: Array) -> Array:
+        batch = task.generate(
+            jax.random.fold_in(key, length),
+            config.test_batch_size,
+            longest,
+            jnp.full((config.test_batch_size,), length, jnp.int32),
+            config.modulus,
+        )
+        return state_tracking_loss_and_accuracy(config, cell, params, batch)[1]
+
+    def test_one(params: Readout, key: Array) -> Array:
+        return jax.lax.map(lambda n: accuracy_at(params, key, n), jnp.asarray(lengths))
+
+    compiled = jax.jit(jax.vmap(test_one))
+    return lambda params: compiled(params, test_keys)
 
 
 @functools.lru_cache(maxsize=16)
@@ -276,6 +416,9 @@ def make_trainer(config: Config) -> Trainer:
     )
     input_size = tasks.NUM_CLASSES if config.task == "copy" else 2
     num_outputs = tasks.NUM_CLASSES if config.task == "copy" else 1
+    if config.state_tracking:
+        task = tasks.state_tracking_task(config.task, config.modulus)
+        input_size, num_outputs = task.vocab_size + 1, task.num_classes  # + the answer token
 
     def init_one(key: Array) -> Readout:
         return init_readout(key, cell, input_size, num_outputs)

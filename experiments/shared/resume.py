@@ -209,6 +209,8 @@ class Outcome(NamedTuple):
       steps_per_second: the median rate over the chunks, leaving out those that compiled
         when there are others.
       num_params: trainable parameters of one seed's model.
+      test: what the experiment's ``test`` gave for the final state, ``{name: [S, ...]}``
+        on the host; None when it has none.
     """
 
     state: TrainState
@@ -217,6 +219,7 @@ class Outcome(NamedTuple):
     wall_time: float
     steps_per_second: float
     num_params: int
+    test: dict[str, np.ndarray] | None = None
 
 
 class Result(NamedTuple):
@@ -250,6 +253,8 @@ class Experiment(NamedTuple):
         checkpoint is removed once the records are written.
       data_fingerprint: ``(what, sha256)`` of the data trained on, e.g. ``("corpus text",
         digest)``; a checkpoint of other data is refused.
+      test: ``test(state, seeds) -> {name: [S, ...]}``, run once on the final state before
+        the records are made (e.g. accuracy on longer strings); None: no test.
     """
 
     name: str
@@ -267,6 +272,7 @@ class Experiment(NamedTuple):
     neutral_settings: tuple[str, ...] = ("seeds",)
     keep_checkpoint: bool = False
     data_fingerprint: tuple[str, str] | None = None
+    test: Callable[[TrainState, tuple[int, ...]], dict[str, Any]] | None = None
 
 
 def settings_that_differ(recorded: dict, wanted: dict, neutral: tuple[str, ...] = ()) -> list[str]:
@@ -524,9 +530,15 @@ def _train(
     steps_per_second = float(np.median(rates)) if rates else float("nan")
     with supervisor.waiting(f"copying {name} to the host"):
         host_state = _to_host(state)
+    tested = None
+    if experiment.test is not None:
+        log(f"testing {name}")
+        with supervisor.waiting(f"testing {name}"):
+            tested = _to_host(experiment.test(host_state, train_seeds))
     outcome = Outcome(
-        host_state, history, train_seeds, wall_time, steps_per_second, trainer.num_params
-    )
+        host_state, history, train_seeds, wall_time, steps_per_second, trainer.num_params,
+        tested,
+    )  # fmt: skip
     written = []
     for index, seed in enumerate(train_seeds):
         if seed not in todo:
