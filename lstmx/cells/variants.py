@@ -63,6 +63,9 @@ _VARIANTS: dict[str, _Variant] = {
     "slstm": _Variant(
         _slstm, {}, "sLSTM (xLSTM), exp input gate, normaliser, gcd(4, H) heads (Beck et al.)"
     ),
+    "slstm_exp": _Variant(
+        _slstm, {"forget_gate": "exp"}, "sLSTM with the exponential forget gate f = exp(z_f)"
+    ),
     "lstmp": _Variant(_lstmp, {}, "LSTM with projection h = (o*tanh c) W_hr, P = max(1, H // 2)"),
     "ln_lstm": _Variant(lstm, {"layer_norm": True}, "layer-norm LSTM (Ba et al. 2016)"),
 }
