@@ -33,6 +33,7 @@ reads its slice of a large ``[T, B, G*H]`` array inside the gate fusion; project
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -76,7 +77,7 @@ W_H_IN_LOOP_MIN_ROWS = 128
 
 def _rows(x: Array) -> Array:
     """``x [..., F]`` as a matrix ``[rows, F]``."""
-    return x.reshape(-1, x.shape[-1])
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
 
 
 def _elementwise_params(params):

@@ -13,6 +13,7 @@ r"""The gated recurrent unit (Cho et al. 2014), gate order r, z, n, in both rese
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -189,7 +190,7 @@ def hand_backward() -> HandBackward:
         d_r = d_n * saved.h_n * r * (1.0 - r)
         d_x_proj = jnp.concatenate([d_r, d_z, d_n], axis=-1)
         d_hh = jnp.concatenate([d_r, d_z, d_n * r], axis=-1)
-        d_b_h = d_hh.reshape(-1, d_hh.shape[-1]).sum(axis=0)
+        d_b_h = d_hh.reshape(math.prod(d_hh.shape[:-1]), d_hh.shape[-1]).sum(axis=0)
         d_params = GRUParams(None, None, jnp.zeros_like(params.b_x), d_b_h)
         return d_params, GRUState(dh * z), d_x_proj, d_hh
 

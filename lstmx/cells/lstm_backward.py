@@ -29,6 +29,7 @@ autodiff at saved projections instead. The tests hold both to the step-by-step p
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -182,4 +183,4 @@ def _row(v: Any, like: Array) -> Array:
 
 def _sum_batch(x: Array) -> Array:
     """Sums ``[*batch, H]`` over its batch axes to ``[H]``."""
-    return x.reshape(-1, x.shape[-1]).sum(axis=0)
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1]).sum(axis=0)
