@@ -42,7 +42,13 @@ def finite_number(name: str, value: Any, example: str) -> float:
 
 
 def float_array(name: str, x: Any) -> jax.Array:
-    """Returns `x` as a jax array after checking that it has a floating dtype."""
+    """Returns `x` as a jax array after checking that it has a floating dtype.
+
+    A NumPy array becomes a jax array as ``jnp.asarray`` makes it (float64 becomes float32
+    unless ``jax_enable_x64`` is on), so that its dtype is the one the computation sees.
+    """
+    if isinstance(x, np.ndarray):
+        x = jnp.asarray(x)
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         if isinstance(x, (list, tuple, float, int)):
             x = jnp.asarray(x)
@@ -80,8 +86,11 @@ def input_and_params_dtypes(x: jax.Array, params: Any) -> None:
             )
     if x.dtype != dtype:
         raise TypeError(
-            f"x and params must have the same dtype, got x {x.dtype} and params {dtype}; "
-            "cast one of them with .astype."
+            f"x and params must have the same dtype, got x {x.dtype} and params {dtype}. "
+            "A cell computes in its params' dtype. For mixed precision as Flax's "
+            "param_dtype=float32, dtype=bfloat16, keep float32 master params and cast a copy "
+            "for the computation: jax.tree.map(lambda p: p.astype(x.dtype), params) (the "
+            "gradient reaches the float32 params through the cast)."
         )
 
 

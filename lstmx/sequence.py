@@ -251,7 +251,17 @@ def _scan_steps(step, params, state, inputs, valid, times, reverse, unroll):
 def _fast_scan(cell, params, state, xs, valid, reverse, unroll):
     """The cell's fast path if it has one, else autodiff of ``lax.scan`` over its step."""
     if cell.fast_scan is not None:
-        return cell.fast_scan(params, state, xs, valid, reverse, unroll)
+        try:
+            return cell.fast_scan(params, state, xs, valid, reverse, unroll)
+        except TypeError as error:
+            if "forward-mode autodiff" not in str(error):
+                raise
+            raise TypeError(
+                "lstmx.scan runs this cell's fast path, whose gradient is a custom VJP: "
+                "reverse mode (jax.grad, jax.vjp, jax.jacrev) only. For forward mode "
+                "(jax.jvp, jax.jacfwd, jax.hessian) use lstmx.scan_stepwise, which takes the "
+                "same arguments and gives the same values."
+            ) from None
     step = _step_with_randomness(cell, None)
     times = jnp.arange(xs.shape[0], dtype=jnp.int32)
     return _scan_steps(step, params, state, xs, valid, times, reverse, unroll)

@@ -88,13 +88,31 @@ CASES = [
         "forget_bias_a_string",
         lambda: lstmx.lstm(4, forget_bias="x"),
         TypeError,
-        r"forget_bias must be a number, got 'x'",
+        r"forget_bias must be a number \(e.g. 1.0\), got str 'x'",
+    ),
+    (
+        "forget_bias_nan",
+        lambda: lstmx.lstm(4, forget_bias=float("nan")),
+        ValueError,
+        r"forget_bias must be a finite number \(e.g. 1.0\), got nan",
+    ),
+    (
+        "forget_bias_inf",
+        lambda: lstmx.lstm(4, forget_bias=float("inf")),
+        ValueError,
+        r"forget_bias must be a finite number \(e.g. 1.0\), got inf",
+    ),
+    (
+        "cell_clip_inf",
+        lambda: lstmx.lstm(4, cell_clip=float("inf")),
+        ValueError,
+        r"cell_clip must be a finite number",
     ),
     (
         "forget_bias_a_bool",
         lambda: lstmx.LSTMOptions(4, forget_bias=True),
         TypeError,
-        r"forget_bias must be a number, got True",
+        r"forget_bias must be a number \(e.g. 1.0\), got bool True",
     ),
     (
         "gru_reset_after_an_int",
@@ -577,3 +595,46 @@ def test_errors_surface_at_trace_time_under_jit():
         run(jnp.ones((2, 5, 4)))
     with pytest.raises(TypeError, match=r"floating dtype"):
         run(jnp.ones((2, 5, 3), jnp.int32))
+
+
+# ------------------------------------------- dtypes, autodiff mode, init keywords
+
+
+def test_a_float64_numpy_input_without_a_state_runs_in_float32():
+    cell = lstmx.lstm(4)
+    params = cell.init(jax.random.key(0), 3)
+    ys = lstmx.scan(cell, params, np.ones((2, 5, 3)))[1]
+    assert ys.dtype == jnp.float32
+
+
+def test_an_integer_state_dtype_is_refused():
+    with pytest.raises(TypeError, match="initial_state's dtype must be a floating dtype .* int32"):
+        lstmx.gru(4).initial_state((2,), jnp.int32)
+
+
+def test_forward_mode_through_scan_names_scan_stepwise():
+    cell = lstmx.lstm(4)
+    params, xs = cell.init(jax.random.key(0), 3), jnp.ones((2, 5, 3))
+    with pytest.raises(TypeError, match="For forward mode .* use lstmx.scan_stepwise"):
+        jax.jvp(lambda x: lstmx.scan(cell, params, x)[1], (xs,), (xs,))
+    jax.jvp(lambda x: lstmx.scan_stepwise(cell, params, x)[1], (xs,), (xs,))  # works
+
+
+def test_unknown_init_keywords_are_reported_as_inits():
+    with pytest.raises(TypeError, match=r"cell.init got unexpected keyword\(s\) input_dim"):
+        lstmx.mgu(4).init(jax.random.key(0), input_dim=3)
+
+
+def test_mixed_precision_is_refused_with_the_recipe_and_the_recipe_works():
+    cell = lstmx.lstm(4)
+    params = cell.init(jax.random.key(0), 3)
+    xs = jnp.ones((2, 5, 3), jnp.bfloat16)
+    with pytest.raises(TypeError, match=r"jax.tree.map\(lambda p: p.astype\(x.dtype\), params\)"):
+        lstmx.scan(cell, params, xs)
+
+    def loss(params):
+        cast = jax.tree.map(lambda p: p.astype(xs.dtype), params)
+        return lstmx.scan(cell, cast, xs)[1].astype(jnp.float32).sum()
+
+    grads = jax.grad(loss)(params)
+    assert grads.w_x.dtype == jnp.float32 and np.isfinite(grads.w_x).all()

@@ -266,7 +266,7 @@ def test_fast_scan_matches_stepwise_values_and_gradients(name):
         (dict(proj_size=True), TypeError, "proj_size must be an int"),
         (dict(cell_clip=0.0), ValueError, "cell_clip must be > 0"),
         (dict(cell_clip=-1.0), ValueError, "cell_clip must be > 0"),
-        (dict(cell_clip=float("nan")), ValueError, "cell_clip must be > 0"),
+        (dict(cell_clip=float("nan")), ValueError, "cell_clip must be a finite number"),
         (dict(cell_clip="3"), TypeError, "cell_clip must be a number"),
         (dict(proj_size=2, proj_clip=0), ValueError, "proj_clip must be > 0"),
         (dict(proj_clip=1.0), ValueError, "proj_clip .* needs proj_size"),

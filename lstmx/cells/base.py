@@ -90,9 +90,29 @@ def make_cell(
       fast_scan: the cell's sequence path, already bound (see :class:`Cell`), or None.
       output_size: ``O``, the size of ``y``; ``options.hidden_size`` when None.
     """
+
+    # Written out, not a partial of init_params, so that a wrong call names cell.init.
+    def init(key: Array, input_size: Any = None, dtype: Any = jnp.float32, **unknown) -> Params:
+        if unknown or input_size is None:
+            wrong = f"unexpected keyword(s) {', '.join(sorted(unknown))}" if unknown else (
+                "no input_size"
+            )  # fmt: skip
+            raise TypeError(
+                f"cell.init got {wrong}; it takes init(key, input_size, dtype=jnp.float32)."
+            )
+        return init_params(options, key, input_size, dtype)
+
+    def zeros(batch_shape: Sequence[int] = (), dtype: Any = jnp.float32) -> State:
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"initial_state's dtype must be a floating dtype (float32, bfloat16, ...), "
+                f"got {jnp.dtype(dtype)}."
+            )
+        return initial_state(options, batch_shape, dtype)
+
     return Cell(
-        init=partial(init_params, options),
-        initial_state=partial(initial_state, options),
+        init=init,
+        initial_state=zeros,
         step=drop_gates(partial(step_with_gates, options)),
         output_size=options.hidden_size if output_size is None else output_size,
         options=options,

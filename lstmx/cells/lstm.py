@@ -188,8 +188,7 @@ class LSTMOptions:
         for field in dataclasses.fields(self):
             if field.type == "bool":
                 base.check_bool(field.name, getattr(self, field.name))
-        if isinstance(self.forget_bias, bool) or not isinstance(self.forget_bias, (int, float)):
-            raise TypeError(f"forget_bias must be a number, got {self.forget_bias!r}.")
+        _checks.finite_number("forget_bias", self.forget_bias, "e.g. 1.0")
         base.check_init(self.init, self.t_max)
         if self.coupled and not self.input_gate:
             raise ValueError(
@@ -205,9 +204,8 @@ class LSTMOptions:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number > 0 or None, got {value!r}.")
-            if not value > 0:  # also refuses NaN
+            _checks.finite_number(name, value, f"> 0 to clip to [-{name}, {name}], or None")
+            if not value > 0:
                 raise ValueError(f"{name} must be > 0 (clip to [-{name}, {name}]), got {value}.")
         if self.proj_clip is not None and self.proj_size is None:
             raise ValueError(
