@@ -33,13 +33,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from experiments.shared.records import RECORD_FORMAT
+from experiments.shared.records import record_problem as check_record
 
 __all__ = [
     "CELL_FORMAT",
@@ -82,92 +82,6 @@ SHORT_NAMES = {
 
 REFERENCE_VARIANT = "lstm"
 """The default variant every other one is tested against within its (task, length) group."""
-
-_TASK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_loss(v: Any) -> bool:
-    """A loss may be any number, NaN/inf included (Python's JSON writes them), or null."""
-    return v is None or _is_number(v)
-
-
-def check_record(rec: Any) -> str | None:
-    """Returns what is wrong with a parsed record, or None when it is usable."""
-    if not isinstance(rec, dict):
-        return f"top level is {type(rec).__name__}, expected a JSON object"
-    required = (
-        "format",
-        "task",
-        "length",
-        "variant",
-        "seed",
-        "baseline",
-        "num_params",
-        "history",
-        "final",
-        "status",
-        "steps_per_second",
-    )
-    missing = [k for k in required if k not in rec]
-    if missing:
-        return "missing key(s) " + ", ".join(repr(k) for k in missing)
-    if rec["format"] != RECORD_FORMAT:
-        return f"format is {rec['format']!r}, expected {RECORD_FORMAT!r}"
-    if not isinstance(rec["task"], str) or not _TASK_NAME.match(rec["task"]):
-        return f"'task' must be a name of letters, digits, '_', '.', '-'; got {rec['task']!r}"
-    if not _is_int(rec["length"]) or rec["length"] < 1:
-        return f"'length' must be a positive integer; got {rec['length']!r}"
-    if "label" in rec and (not isinstance(rec["label"], str) or not rec["label"]):
-        return "label must be a non-empty string when present"
-    if not isinstance(rec["variant"], str) or not rec["variant"]:
-        return f"'variant' must be a non-empty string; got {rec['variant']!r}"
-    if not _is_int(rec["seed"]):
-        return f"'seed' must be an integer; got {rec['seed']!r}"
-    b = rec["baseline"]
-    if not _is_number(b) or not math.isfinite(b) or b <= 0:
-        return f"'baseline' must be a finite positive number; got {b!r}"
-    if not _is_int(rec["num_params"]) or rec["num_params"] < 0:
-        return f"'num_params' must be a non-negative integer; got {rec['num_params']!r}"
-    sps = rec["steps_per_second"]
-    if sps is not None and not _is_number(sps):
-        return f"'steps_per_second' must be a number or null; got {sps!r}"
-    if rec["status"] not in ("finished", "diverged"):
-        return f"'status' must be 'finished' or 'diverged'; got {rec['status']!r}"
-    if "diverged_step" in rec and not (
-        rec["diverged_step"] is None or _is_int(rec["diverged_step"])
-    ):
-        return f"'diverged_step' must be an integer or null; got {rec['diverged_step']!r}"
-    if "config" in rec and not isinstance(rec["config"], dict):
-        return f"'config' must be an object; got {type(rec['config']).__name__}"
-    final = rec["final"]
-    if not isinstance(final, dict):
-        return f"'final' must be an object; got {type(final).__name__}"
-    for key in ("step", "loss"):
-        if key not in final:
-            return f"'final' is missing {key!r}"
-    if not _is_int(final["step"]):
-        return f"'final.step' must be an integer; got {final['step']!r}"
-    if not _is_loss(final["loss"]):
-        return f"'final.loss' must be a number or null; got {final['loss']!r}"
-    if not _is_loss(final.get("accuracy")):
-        return f"'final.accuracy' must be a number or null; got {final['accuracy']!r}"
-    history = rec["history"]
-    if not isinstance(history, list):
-        return f"'history' must be a list; got {type(history).__name__}"
-    for i, point in enumerate(history):
-        if not isinstance(point, dict) or "step" not in point or "loss" not in point:
-            return f"'history[{i}]' must be an object with 'step' and 'loss'"
-        if not _is_int(point["step"]) or not _is_loss(point["loss"]):
-            return f"'history[{i}]' has a non-integer step or non-numeric loss: {point!r}"
-    return None
 
 
 def study_reference(workdir: str | os.PathLike[str]) -> str:

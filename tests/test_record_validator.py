@@ -1,0 +1,62 @@
+"""One definition of a valid record: what compare would skip, run does not count as finished.
+
+Each corruption of a finished record (as a hand edit or a bad tool would make it) is set
+aside by experiments.run, which trains that seed again; compare skips it with a reason.
+"""
+
+import json
+
+import pytest
+
+from experiments.compare import report
+from experiments.run import loop, model
+
+CORRUPTIONS = {
+    "final_loss_a_string": lambda r: r["final"].update(loss="0.5"),
+    "final_empty": lambda r: r.update(final={}),
+    "length_a_string": lambda r: r.update(length="10"),
+    "config_a_string": lambda r: r.update(config="lr=0.001"),
+    "history_not_a_list": lambda r: r.update(history={}),
+    "format_unknown": lambda r: r.update(format="other/1"),
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    config = model.Config(task="adding", variant="rnn", length=4, steps=4, eval_every=2,
+                          batch_size=4, eval_batch_size=8, hidden_size=3, seeds=(0, 1))  # fmt: skip
+    workdir = tmp_path_factory.mktemp("trained")
+    loop.run_variant(config, workdir, log=lambda line: None)
+    return config, workdir
+
+
+@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
+def test_a_record_compare_skips_is_set_aside_and_retrained_by_run(trained, corruption, tmp_path):
+    config, source = trained
+    for path in (source / "records").iterdir():
+        (tmp_path / "records").mkdir(exist_ok=True)
+        (tmp_path / "records" / path.name).write_bytes(path.read_bytes())
+    target = tmp_path / "records" / "adding_T4_rnn_seed1.json"
+    good = json.loads(target.read_text())
+    bad = json.loads(target.read_text())
+    CORRUPTIONS[corruption](bad)
+    target.write_text(json.dumps(bad))
+    untouched = (tmp_path / "records" / "adding_T4_rnn_seed0.json").read_bytes()
+
+    records, problems = report.load_records(tmp_path)
+    assert len(records) == 1 and len(problems) == 1 and "seed1" in problems[0]
+
+    lines = []
+    written = loop.run_variant(config, tmp_path, log=lines.append)
+    assert [r["seed"] for r in written] == [1]
+    assert any("not a valid lstmx record" in line and "rerunning" in line for line in lines)
+    assert list((tmp_path / "records").glob("adding_T4_rnn_seed1.json.corrupt-*"))
+    again = json.loads(target.read_text())
+
+    def numbers(record):  # every evaluation, without its wall time
+        return [{k: v for k, v in p.items() if k != "wall_time"} for p in record["history"]]
+
+    assert numbers(again) == numbers(good)
+    assert (tmp_path / "records" / "adding_T4_rnn_seed0.json").read_bytes() == untouched
+    records, problems = report.load_records(tmp_path)
+    assert len(records) == 2 and not problems
