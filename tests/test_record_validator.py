@@ -6,10 +6,13 @@ aside by experiments.run, which trains that seed again; compare skips it with a 
 
 import json
 
+import jax
+import numpy as np
 import pytest
 
 from experiments.compare import report
 from experiments.run import loop, model
+from experiments.shared import records
 
 CORRUPTIONS = {
     "final_loss_a_string": lambda r: r["final"].update(loss="0.5"),
@@ -60,3 +63,31 @@ def test_a_record_compare_skips_is_set_aside_and_retrained_by_run(trained, corru
     assert (tmp_path / "records" / "adding_T4_rnn_seed0.json").read_bytes() == untouched
     records, problems = report.load_records(tmp_path)
     assert len(records) == 2 and not problems
+
+
+def test_a_checkpoint_with_one_flipped_byte_is_set_aside_and_the_seeds_start_again(
+    trained, tmp_path
+):
+    config, reference = trained
+    loop.run_variant(config, tmp_path, log=lambda line: None, stop_after=2)
+    (checkpoint,) = (tmp_path / "checkpoints").iterdir()
+    # Flip the lowest bit of one weight, inside an array's raw bytes: the file still
+    # decodes, to slightly different parameters.
+    data = bytearray(checkpoint.read_bytes())
+    state = model.make_trainer(config).init()
+    restored = records.load_checkpoint(checkpoint, jax.device_get(state))[0]
+    at = data.find(np.asarray(restored.params.cell.w_h).tobytes())
+    assert at > 0
+    data[at] ^= 0x01
+    checkpoint.write_bytes(bytes(data))
+
+    lines = []
+    loop.run_variant(config, tmp_path, log=lines.append)
+    assert any("unusable checkpoint" in line and "Set aside" in line for line in lines), lines
+    assert not any("resumed from step" in line for line in lines)
+    assert list((tmp_path / "checkpoints").glob("*.corrupt-*"))
+    for seed in (0, 1):
+        name = f"adding_T4_rnn_seed{seed}.json"
+        got = json.loads((tmp_path / "records" / name).read_text())
+        want = json.loads((reference / "records" / name).read_text())
+        assert [p["loss"] for p in got["history"]] == [p["loss"] for p in want["history"]]

@@ -19,6 +19,7 @@ killed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -32,7 +33,12 @@ from typing import Any
 import numpy as np
 
 RECORD_FORMAT = "lstmx.record/1"
-CHECKPOINT_FORMAT = "lstmx.checkpoint/1"
+CHECKPOINT_FORMAT = "lstmx.checkpoint/2"
+"""A checkpoint is msgpack ``{"format", "sha256", "body"}``; ``body`` is the msgpack of
+``{"state", "extra"}`` and ``sha256`` its digest, checked on every read. Checkpoints of the
+first format (``lstmx.checkpoint/1``, ``{"format", "state", "extra"}``, no digest) are
+still read."""
+_UNCHECKED_CHECKPOINT_FORMAT = "lstmx.checkpoint/1"
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -225,31 +231,48 @@ def set_aside(path: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike, train_state: Any, extra: dict) -> None:
-    """Saves a training state (any pytree of arrays) and JSON-able ``extra``, atomically."""
+    """Saves a training state (any pytree of arrays) and JSON-able ``extra``, atomically,
+    with the SHA-256 of its contents (:data:`CHECKPOINT_FORMAT`)."""
     import flax.serialization
     import jax
 
+    body = flax.serialization.msgpack_serialize(
+        {
+            "state": flax.serialization.to_state_dict(jax.device_get(train_state)),
+            "extra": json.dumps(extra),
+        }
+    )
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "state": flax.serialization.to_state_dict(jax.device_get(train_state)),
-        "extra": json.dumps(extra),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "body": body,
     }
     write_atomic(path, flax.serialization.msgpack_serialize(payload))
+
+
+def _read_checkpoint(path: str | os.PathLike) -> dict:
+    """``{"state", "extra"}`` of a checkpoint whose digest matches; raises on any problem."""
+    import flax.serialization
+
+    payload = flax.serialization.msgpack_restore(Path(path).read_bytes())
+    if payload.get("format") == _UNCHECKED_CHECKPOINT_FORMAT:
+        return payload
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"format is {payload.get('format')!r}")
+    body = payload["body"]
+    if hashlib.sha256(body).hexdigest() != payload["sha256"]:
+        raise ValueError("its contents do not match their SHA-256: the file was altered")
+    return flax.serialization.msgpack_restore(body)
 
 
 def read_checkpoint_extra(path: str | os.PathLike) -> dict:
     """The ``extra`` dict of a checkpoint, read without a template.
 
     Raises:
-      ValueError: naming the file, if it is unreadable or not a checkpoint.
+      ValueError: naming the file, if it is unreadable, altered or not a checkpoint.
     """
-    import flax.serialization
-
     try:
-        payload = flax.serialization.msgpack_restore(Path(path).read_bytes())
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"format is {payload.get('format')!r}")
-        extra = json.loads(payload["extra"])
+        extra = json.loads(_read_checkpoint(path)["extra"])
         if not isinstance(extra, dict):
             raise ValueError("extra is not a dict")
         return extra
@@ -263,15 +286,14 @@ def load_checkpoint(path: str | os.PathLike, template: Any) -> tuple[Any, dict]:
     """Restores a checkpoint into the structure of ``template``.
 
     Raises:
-      ValueError: naming the file, if it is unreadable or does not match ``template``.
+      ValueError: naming the file, if it is unreadable, altered or does not match
+        ``template``.
     """
     import flax.serialization
     import jax
 
     try:
-        payload = flax.serialization.msgpack_restore(Path(path).read_bytes())
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"format is {payload.get('format')!r}")
+        payload = _read_checkpoint(path)
         state = flax.serialization.from_state_dict(template, payload["state"])
         for restored, expected in zip(
             jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(template), strict=True
