@@ -713,9 +713,12 @@ def test_cli_reference_flag(tmp_path):
     assert "over the 3 comparisons against `gru`" in result.stdout
     assert "hedges_g_vs_gru" in (tmp_path / "summary.csv").read_text()
     missing = run_cli(f"--workdir={tmp_path}", "--reference=lstn")
-    assert missing.returncode == 0, missing.stderr
-    assert "warning: no records of the reference variant 'lstn'" in missing.stderr
-    assert "no 'lstn' records" in missing.stdout
+    assert missing.returncode == 1
+    assert (
+        "--reference='lstn' has no records; the labels are: gru, lstm, peephole, rnn"
+        in missing.stderr
+    )
+    assert "summary" not in missing.stdout
 
 
 def _assert_one_line_error(result, needle):

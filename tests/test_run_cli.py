@@ -18,6 +18,7 @@ def _run(*flags, cwd=ROOT):
     [
         (["--task=sorting"], "--task"),
         (["--variants=lstm,lstn"], "--variants must be a non-empty list of: rnn, lstm"),
+        (["--variants=lstm,gur"], "; unknown: 'gur'."),
         (["--steps=0"], "--steps"),
         (["--hidden_size=-4"], "--hidden_size"),
         (["--batch_size=0"], "--batch_size"),

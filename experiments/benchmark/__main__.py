@@ -105,11 +105,7 @@ flags.register_validator(
     message="--shapes must be a non-empty list of BxTxIxH with positive integers, "
     "e.g. 128x100x10x128,32x100x128x512.",
 )
-flags.register_validator(
-    "variants",
-    lambda names: bool(names) and all(name in variant_names() for name in names),
-    message=f"--variants must be a non-empty list of: {', '.join(variant_names())}.",
-)
+_common.require_variant_names("variants")
 flags.register_validator(
     "peers",
     lambda names: all(name in benchmarking.PEER_LIBRARIES for name in names),

@@ -153,8 +153,15 @@ def main(argv: list[str]) -> int | str:
         )
     labels = {loading.label(rec) for rec in records if not loading.is_tune(rec)}
     if labels and reference.split()[0] not in labels:
+        known = ", ".join(sorted(labels))
+        if flags.FLAGS["reference"].present:  # asked for by name: a typo, not a choice
+            return (
+                f"{PROGRAM}: error: --reference={reference!r} has no records; "
+                f"the labels are: {known}"
+            )
         print(
-            f"warning: no records of the reference variant {reference!r}; nothing is tested",
+            f"warning: no records of the reference variant {reference!r}; nothing is tested "
+            f"(the labels are: {known}; choose one with --reference)",
             file=sys.stderr,
         )
     try:

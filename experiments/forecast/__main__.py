@@ -56,11 +56,7 @@ _common.define_workdir("Where outputs, records and checkpoints go (default: runs
 _common.define_wait_for_lock()
 _common.define_stall_timeout()
 
-flags.register_validator(
-    "variants",
-    lambda names: bool(names) and all(name in variant_names() for name in names),
-    message=f"--variants must be a non-empty list of: {', '.join(variant_names())}.",
-)
+_common.require_variant_names("variants")
 flags.register_validator(
     "learning_rate",
     lambda value: math.isfinite(value) and value > 0,

@@ -46,11 +46,7 @@ flags.DEFINE_integer(
 )
 _common.define_workdir("Directory for the CSV files and plot (default: runs/gradient_flow).")
 
-flags.register_validator(
-    "variants",
-    lambda names: bool(names) and all(name in variant_names() for name in names),
-    message=f"--variants must be a non-empty list of: {', '.join(variant_names())}.",
-)
+_common.require_variant_names("variants")
 
 
 def measure(name: str, xs: jax.Array) -> list[report.FlowCurve]:

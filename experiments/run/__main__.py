@@ -24,7 +24,8 @@ status 75 (EX_TEMPFAIL); the same command resumes from that step. A disk that is
 refuses a write ends it with one line; what it wrote before stays intact.
 
 Devices: the seeds are spread over every local device (GPUs, TPU cores) with no flag;
-use a number of seeds that is a multiple of the device count (``lstmx.training``). On CPU,
+use a number of seeds that is a multiple of the device count (``experiments.shared.training``).
+On CPU,
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` simulates N devices.
 
 Several hosts: start the same command on every host with ``--distributed``, which calls
@@ -173,11 +174,7 @@ flags.DEFINE_integer(
     lower_bound=0,
 )
 
-flags.register_validator(
-    "variants",
-    lambda names: bool(names) and all(name in variant_names() for name in names),
-    message=f"--variants must be a non-empty list of: {', '.join(variant_names())}.",
-)
+_common.require_variant_names("variants")
 flags.register_validator(
     "learning_rate", lambda value: value > 0, message="--learning_rate must be > 0."
 )

@@ -49,6 +49,23 @@ def require_directory_path(flag: str) -> None:
     )
 
 
+def require_variant_names(flag: str = "variants") -> None:
+    """Registers a validator of ``--FLAG``: a non-empty list of lstmx variant names; the
+    error names the unknown ones and lists the valid ones."""
+    from lstmx.cells import variant_names
+
+    def check(names) -> bool:
+        unknown = [name for name in names or () if name not in variant_names()]
+        if names and not unknown:
+            return True
+        what = f"; unknown: {', '.join(map(repr, unknown))}" if unknown else "; got none"
+        raise flags.ValidationError(
+            f"--{flag} must be a non-empty list of: {', '.join(variant_names())}{what}."
+        )
+
+    flags.register_validator(flag, check)
+
+
 def define_wait_for_lock() -> None:
     """Defines ``--wait_for_lock``: wait for a run holding ``--workdir`` instead of exiting."""
     flags.DEFINE_bool(

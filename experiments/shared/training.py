@@ -212,14 +212,14 @@ def _seed_mesh(num_seeds: int) -> tuple[Mesh, PartitionSpec]:
         return Mesh(np.array(devices), (SEED_AXIS,)), PartitionSpec(SEED_AXIS)
     if jax.process_count() > 1:
         _warn_once(
-            f"lstmx.training: {num_seeds} seeds do not split evenly over {len(devices)} "
-            f"devices; every device trains all of them. Use a multiple of {len(devices)} "
-            "seeds to spread them."
+            f"experiments.shared.training: {num_seeds} seeds do not split evenly over "
+            f"{len(devices)} devices; every device trains all of them. Use a multiple of "
+            f"{len(devices)} seeds to spread them."
         )
         return Mesh(np.array(devices), (SEED_AXIS,)), PartitionSpec()
     used = max(d for d in range(1, len(devices) + 1) if num_seeds % d == 0)
     _warn_once(
-        f"lstmx.training: {num_seeds} seeds do not split evenly over {len(devices)} "
+        f"experiments.shared.training: {num_seeds} seeds do not split evenly over {len(devices)} "
         f"devices; training on {used} of them. Use a multiple of {len(devices)} seeds to "
         "use them all."
     )
