@@ -55,7 +55,7 @@ def _problem(kind, low, high):
 
 
 @pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("logits", [(-30, -3), (-3, 3), (3, 30), (-30, 30)])
+@pytest.mark.parametrize("logits", [(-30, -3), (-30, 30)])  # the range; both tails
 @pytest.mark.parametrize("kind", ["min_lstm", "min_gru"])
 def test_values_and_gradients_match_float64_for_saturated_logits(kind, logits, path):
     problem = _problem(kind, *logits)
