@@ -4,6 +4,7 @@ Each corruption of a finished record (as a hand edit or a bad tool would make it
 aside by experiments.run, which trains that seed again; compare skips it with a reason.
 """
 
+import dataclasses
 import json
 
 import jax
@@ -91,3 +92,31 @@ def test_a_checkpoint_with_one_flipped_byte_is_set_aside_and_the_seeds_start_aga
         got = json.loads((tmp_path / "records" / name).read_text())
         want = json.loads((reference / "records" / name).read_text())
         assert [p["loss"] for p in got["history"]] == [p["loss"] for p in want["history"]]
+
+
+def test_a_checkpoint_of_other_seeds_is_set_aside_not_overwritten(trained, tmp_path):
+    config, _ = trained
+    loop.run_variant(config, tmp_path, log=lambda line: None, stop_after=2)
+    (checkpoint,) = (tmp_path / "checkpoints").iterdir()
+    saved = checkpoint.read_bytes()
+    lines = []
+    other = dataclasses.replace(config, seeds=(0,))
+    loop.run_variant(other, tmp_path, log=lines.append, stop_after=2)
+    assert any("holds other seeds ([0, 1]); set aside as" in line for line in lines), lines
+    (kept,) = (tmp_path / "checkpoints").glob("*.other-seeds-*")
+    assert kept.read_bytes() == saved
+
+
+def test_temporaries_of_a_killed_write_are_removed_once_the_lock_is_held(trained, tmp_path):
+    config, _ = trained
+    orphans = [
+        tmp_path / "checkpoints" / ".adding_T4_rnn.msgpack.x1y2z3.tmp",
+        tmp_path / "records" / ".adding_T4_rnn_seed0.json.a1b2c3.tmp",
+    ]
+    for path in orphans:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+    lines = []
+    loop.run_variant(config, tmp_path, log=lines.append, stop_after=2)
+    assert not any(path.exists() for path in orphans)
+    assert "removed 2 temporary file(s) left by an interrupted write" in lines

@@ -219,10 +219,11 @@ def _test_problem(test: Any) -> str | None:
     return None
 
 
-def set_aside(path: str | os.PathLike) -> Path:
-    """Renames a corrupt file to ``NAME.corrupt-TIMESTAMP`` so nothing on disk is lost."""
+def set_aside(path: str | os.PathLike, why: str = "corrupt") -> Path:
+    """Renames a file that cannot be used to ``NAME.WHY-TIMESTAMP`` (``why``: "corrupt", or
+    e.g. "other-seeds" for a valid checkpoint of another run) so nothing on disk is lost."""
     path = Path(path)
-    stamp = f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+    stamp = f"{path.name}.{why}-{time.strftime('%Y%m%d-%H%M%S')}"
     target, count = path.with_name(stamp), 1
     while target.exists():  # never overwrite an earlier set-aside copy
         target, count = path.with_name(f"{stamp}-{count}"), count + 1

@@ -306,10 +306,26 @@ def _to_host(tree):
     return jax.device_get(tree)
 
 
-def _set_aside(path: Path) -> str:
+def _set_aside(path: Path, why: str = "corrupt") -> str:
     if not _writes_files():
         return "(by process 0)"
-    return records.set_aside(path).name
+    return records.set_aside(path, why).name
+
+
+def _remove_orphan_temporaries(experiment: Experiment, log: Callable[[str], None]) -> None:
+    """Deletes what a killed :func:`~experiments.shared.records.write_atomic` left behind
+    (``.NAME.*.tmp`` beside this run's records and checkpoint). Safe once the workdir lock
+    is held: no other process writes here."""
+    if not _writes_files():
+        return
+    folders = {experiment.checkpoint.parent} | {
+        experiment.record_path(seed).parent for seed in experiment.seeds
+    }
+    orphans = [path for folder in folders if folder.is_dir() for path in folder.glob(".*.tmp")]
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    if orphans:
+        log(f"removed {len(orphans)} temporary file(s) left by an interrupted write")
 
 
 def _finished_seeds(experiment: Experiment, log: Callable[[str], None]) -> set[int]:
@@ -409,6 +425,7 @@ def _run_locked(
     log: Callable[[str], None],
     stop_after: int | None,
 ) -> Result:
+    _remove_orphan_temporaries(experiment, log)
     finished = set() if experiment.keep_checkpoint else _finished_seeds(experiment, log)
     todo = tuple(seed for seed in experiment.seeds if seed not in finished)
     if not todo:
@@ -423,7 +440,10 @@ def _run_locked(
         if set(todo) <= set(saved) <= set(experiment.seeds):
             train_seeds = saved
         else:
-            log(f"warning: {experiment.checkpoint} holds other seeds; starting afresh.")
+            log(
+                f"warning: {experiment.checkpoint} holds other seeds ({list(saved)}); set aside "
+                f"as {_set_aside(experiment.checkpoint, 'other-seeds')}; starting afresh."
+            )
             extra = None
     with watchdog.supervise() as supervisor:
         return _train(
