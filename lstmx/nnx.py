@@ -84,8 +84,10 @@ class RNN(nnx.Module):
         lengths: Array | None = None,
         reverse: bool = False,
         time_major: bool = False,
+        unroll: int = 1,
     ) -> tuple[Any, Array]:
-        """``lstmx.scan(cell, params, xs, state, ...) -> (final_state, ys)``."""
+        """``lstmx.scan(cell, params, xs, state, ...) -> (final_state, ys)``; ``unroll``
+        as in :func:`lstmx.scan` (and ``flax.nnx.RNN``)."""
         return scan(
             self.cell,
             self.cell_params(),
@@ -94,6 +96,7 @@ class RNN(nnx.Module):
             lengths=lengths,
             reverse=reverse,
             time_major=time_major,
+            unroll=unroll,
         )
 
 

@@ -778,3 +778,16 @@ def test_cli_takes_the_reference_from_study_json_unless_flagged(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "Hedges' g vs gru" in result.stdout
+
+
+def test_the_first_ten_rows_get_ten_different_hues():
+    import colorsys
+
+    from experiments.compare.plots import row_colors
+
+    colours = list(row_colors([f"v{i}" for i in range(12)]).values())
+    hues = [colorsys.rgb_to_hls(*c[:3]) for c in colours[:10]]
+    assert len({c[:3] for c in colours[:10]}) == 10
+    # lstm and gru, the first two rows of most groups, were two blues of one hue.
+    assert abs(hues[0][0] - hues[1][0]) > 0.05
+    assert colours[10] != colours[0]

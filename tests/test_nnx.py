@@ -67,6 +67,13 @@ def test_lengths_and_reverse_pass_through():
     chex.assert_trees_all_close(model(_xs(), lengths=lengths, reverse=True), expected, **TOL)
 
 
+def test_unroll_passes_through_and_changes_nothing():
+    model = lstmx_nnx.RNN(lstmx.lstm(H), I, rngs=nnx.Rngs(2))
+    chex.assert_trees_all_close(model(_xs(), unroll=3), model(_xs()), **TOL)
+    with pytest.raises(ValueError, match="unroll"):
+        model(_xs(), unroll=0)
+
+
 @pytest.mark.parametrize("optimized", [False, True])
 def test_lstm_weights_convert_exactly_both_ways(optimized):
     cell_type = nnx.OptimizedLSTMCell if optimized else nnx.LSTMCell

@@ -51,9 +51,16 @@ def row_order(
     return sorted(rows, key=lambda row: (row.name != name, row.name)), name
 
 
+# tab20 holds ten hues, each as a dark and a light shade: the ten dark shades first, so
+# that up to ten rows get ten different hues (neighbouring indices would pair two blues).
+_PALETTE = [*range(0, 20, 2), *range(1, 20, 2)]
+
+
 def row_colors(names: Sequence[str]) -> dict[str, Any]:
-    """A colour per row, by its place in the group's order (tab20: 20 apart, then repeats)."""
-    return {name: matplotlib.colormaps["tab20"](i % 20) for i, name in enumerate(names)}
+    """A colour per row, by its place in the group's order: ten distinct hues first (tab20's
+    dark shades), then their light shades, then repeats."""
+    tab20 = matplotlib.colormaps["tab20"]
+    return {name: tab20(_PALETTE[i % 20]) for i, name in enumerate(names)}
 
 
 def learning_curve(
