@@ -142,6 +142,12 @@ flags.DEFINE_string(
     "workdir", "runs/default", "Directory for records, checkpoints and the summary."
 )
 flags.DEFINE_bool(
+    "tensorboard",
+    True,
+    "Write every evaluation for TensorBoard to WORKDIR/tensorboard (one run per variant, "
+    "one series per seed): tensorboard --logdir=WORKDIR/tensorboard.",
+)
+flags.DEFINE_bool(
     "summarize",
     True,
     "Print and write the comparison of every record in --workdir at the end (the sweep "
@@ -279,7 +285,11 @@ def main(argv):
         ):
             for config in configs:
                 experiment.run_variant(
-                    config, FLAGS.workdir, checkpoint_every=FLAGS.checkpoint_every, log=log
+                    config,
+                    FLAGS.workdir,
+                    checkpoint_every=FLAGS.checkpoint_every,
+                    log=log,
+                    tensorboard=FLAGS.tensorboard,
                 )
             if writer and FLAGS.summarize:
                 _summarise(configs[0].label)

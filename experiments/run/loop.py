@@ -28,7 +28,7 @@ from experiments.run.model import (
     task_baseline,
     task_chance,
 )
-from experiments.shared import records, resume
+from experiments.shared import metrics, records, resume
 from experiments.shared.resume import ConfigMismatchError
 
 __all__ = ["ConfigMismatchError", "experiment", "run_variant"]
@@ -98,9 +98,14 @@ def _test(config: Config, state, seeds: tuple[int, ...]) -> dict:
     return {"accuracy": test(state.params)}
 
 
-def experiment(config: Config, workdir: str | os.PathLike) -> resume.Experiment:
-    """The resumable loop's view of one variant's run (all its seeds) in ``workdir``."""
+def experiment(
+    config: Config, workdir: str | os.PathLike, tensorboard: bool = True
+) -> resume.Experiment:
+    """The resumable loop's view of one variant's run (all its seeds) in ``workdir``; with
+    ``tensorboard``, each evaluation is also written to ``workdir/tensorboard``
+    (:mod:`experiments.shared.metrics`)."""
     workdir = Path(workdir)
+    run_name = records.checkpoint_path(workdir, config.task, config.length, config.label).stem
     return resume.Experiment(
         name=f"{config.task} T={config.length} {config.label}",
         workdir=workdir,
@@ -117,6 +122,9 @@ def experiment(config: Config, workdir: str | os.PathLike) -> resume.Experiment:
         progress=lambda step, points, rate: _progress(config, step, points, rate),
         make_record=lambda outcome, index: _record(config, outcome, index),
         test=(lambda state, seeds: _test(config, state, seeds)) if config.state_tracking else None,
+        observe=metrics.tensorboard_writer(workdir / "tensorboard" / run_name)
+        if tensorboard
+        else None,
     )
 
 
@@ -127,6 +135,7 @@ def run_variant(
     checkpoint_every: int = 1,
     log: Callable[[str], None] = print,
     stop_after: int | None = None,
+    tensorboard: bool = True,
 ) -> list[dict]:
     """Trains the seeds of ``config`` that have no record yet and writes their records.
 
@@ -136,6 +145,7 @@ def run_variant(
       checkpoint_every: evaluations between checkpoints.
       log: receives one progress line per evaluation.
       stop_after: stop (as if killed) after this many steps of this call; for tests.
+      tensorboard: also write each evaluation for TensorBoard (``workdir/tensorboard``).
 
     Returns:
       The records written by this call (empty if every seed was already finished).
@@ -145,7 +155,7 @@ def run_variant(
         :func:`experiments.shared.resume.run`.
     """
     result = resume.run(
-        experiment(config, workdir),
+        experiment(config, workdir, tensorboard),
         checkpoint_every=checkpoint_every,
         log=log,
         stop_after=stop_after,

@@ -255,6 +255,8 @@ class Experiment(NamedTuple):
         digest)``; a checkpoint of other data is refused.
       test: ``test(state, seeds) -> {name: [S, ...]}``, run once on the final state before
         the records are made (e.g. accuracy on longer strings); None: no test.
+      observe: ``observe(step, seeds, points)`` after each evaluation (e.g. live metrics,
+        :mod:`experiments.shared.metrics`); None: nothing.
     """
 
     name: str
@@ -273,6 +275,7 @@ class Experiment(NamedTuple):
     keep_checkpoint: bool = False
     data_fingerprint: tuple[str, str] | None = None
     test: Callable[[TrainState, tuple[int, ...]], dict[str, Any]] | None = None
+    observe: Callable[[int, tuple[int, ...], list[dict]], None] | None = None
 
 
 def settings_that_differ(recorded: dict, wanted: dict, neutral: tuple[str, ...] = ()) -> list[str]:
@@ -532,6 +535,8 @@ def _train(
         history.append(points)
         chunk_rates.append([chunk / elapsed, steps_done_here == chunk])
         log(experiment.progress(step, points, chunk / elapsed))
+        if experiment.observe is not None and _writes_files():
+            experiment.observe(step, train_seeds, points)
         stopping = _anyone_stopping(supervisor)
         if stopping or len(history) % checkpoint_every == 0 or step == experiment.steps:
             save(state, step)
