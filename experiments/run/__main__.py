@@ -283,13 +283,14 @@ def main(argv):
         with _common.supervised(
             "experiments.run", FLAGS.workdir, wait=FLAGS.wait_for_lock, log=log, lock=writer
         ):
-            for config in configs:
+            for k, config in enumerate(configs, start=1):
                 experiment.run_variant(
                     config,
                     FLAGS.workdir,
                     checkpoint_every=FLAGS.checkpoint_every,
                     log=log,
                     tensorboard=FLAGS.tensorboard,
+                    position=(k, len(configs)),
                 )
             if writer and FLAGS.summarize:
                 _summarise(configs[0].label)

@@ -47,13 +47,32 @@ def _history_points(chunk: resume.Chunk, wall_time: float) -> list[dict]:
     ]
 
 
-def _progress(config: Config, step: int, points: list[dict], rate: float) -> str:
+def _clock(seconds: float) -> str:
+    """``seconds`` as ``H:MM:SS`` (``?`` when unknown)."""
+    if not np.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def _progress(
+    config: Config, position: tuple[int, int] | None, step: int, points: list[dict], rate: float
+) -> str:
+    """One line per evaluation: which variant of how many, the step, the median training and
+    held-out loss over seeds (held-out: with its range), accuracy, the chunk's steps/s,
+    training time so far and the time left at that rate."""
     losses = np.array([p["loss"] for p in points])
     accuracy = np.array([p["accuracy"] for p in points])
+    train = np.array([p["train_loss"] for p in points])
+    elapsed = points[0]["wall_time"]
+    left = (config.steps - step) / rate if rate > 0 else float("nan")
+    where = f"[{position[0]}/{position[1]}] " if position else ""
     return (
-        f"{config.task} T={config.length} {config.label:>8} step {step:>6}/{config.steps}  "
+        f"{where}{config.task} T={config.length} {config.label:>8} step {step:>6}/{config.steps}  "
+        f"train {np.nanmedian(train):.4f}  "
         f"loss {np.nanmedian(losses):.4f} [{np.nanmin(losses):.4f}, {np.nanmax(losses):.4f}]  "
-        f"acc {np.nanmedian(accuracy):.3f}  {rate:.1f} steps/s"
+        f"acc {np.nanmedian(accuracy):.3f}  {rate:.1f} steps/s  "
+        f"{_clock(elapsed)} elapsed, {_clock(left)} left"
     )
 
 
@@ -99,11 +118,15 @@ def _test(config: Config, state, seeds: tuple[int, ...]) -> dict:
 
 
 def experiment(
-    config: Config, workdir: str | os.PathLike, tensorboard: bool = True
+    config: Config,
+    workdir: str | os.PathLike,
+    tensorboard: bool = True,
+    position: tuple[int, int] | None = None,
 ) -> resume.Experiment:
     """The resumable loop's view of one variant's run (all its seeds) in ``workdir``; with
     ``tensorboard``, each evaluation is also written to ``workdir/tensorboard``
-    (:mod:`experiments.shared.metrics`)."""
+    (:mod:`experiments.shared.metrics`); ``position`` ``(k, n)``: this is variant k of n
+    (shown in the progress lines)."""
     workdir = Path(workdir)
     run_name = records.checkpoint_path(workdir, config.task, config.length, config.label).stem
     return resume.Experiment(
@@ -119,7 +142,7 @@ def experiment(
         ),
         make_trainer=lambda seeds: make_trainer(dataclasses.replace(config, seeds=seeds)),
         history_points=_history_points,
-        progress=lambda step, points, rate: _progress(config, step, points, rate),
+        progress=lambda step, points, rate: _progress(config, position, step, points, rate),
         make_record=lambda outcome, index: _record(config, outcome, index),
         test=(lambda state, seeds: _test(config, state, seeds)) if config.state_tracking else None,
         observe=metrics.tensorboard_writer(workdir / "tensorboard" / run_name)
@@ -136,6 +159,7 @@ def run_variant(
     log: Callable[[str], None] = print,
     stop_after: int | None = None,
     tensorboard: bool = True,
+    position: tuple[int, int] | None = None,
 ) -> list[dict]:
     """Trains the seeds of ``config`` that have no record yet and writes their records.
 
@@ -146,6 +170,7 @@ def run_variant(
       log: receives one progress line per evaluation.
       stop_after: stop (as if killed) after this many steps of this call; for tests.
       tensorboard: also write each evaluation for TensorBoard (``workdir/tensorboard``).
+      position: ``(k, n)`` when this is variant k of n, for the progress lines.
 
     Returns:
       The records written by this call (empty if every seed was already finished).
@@ -155,7 +180,7 @@ def run_variant(
         :func:`experiments.shared.resume.run`.
     """
     result = resume.run(
-        experiment(config, workdir, tensorboard),
+        experiment(config, workdir, tensorboard, position),
         checkpoint_every=checkpoint_every,
         log=log,
         stop_after=stop_after,

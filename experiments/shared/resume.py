@@ -516,6 +516,8 @@ def _train(
         supervisor.checkpoint = f"{checkpoint} (step {step})"
 
     steps_done_here, step = 0, int(state.step)
+    if step < experiment.steps:
+        log(f"{name}: compiling the training step (the first chunk's steps/s includes it) ...")
     while step < experiment.steps:
         if stop_after is not None and steps_done_here >= stop_after:
             return Result([], None)
