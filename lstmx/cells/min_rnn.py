@@ -226,7 +226,8 @@ def normalised_gates(k_f: Array, k_i: Array) -> tuple[Array, Array]:
     below). Logits below :math:`\log(\text{tiny}) + 2` (-85.3 in float32, where both
     sigmoids would reach the subnormals and their sum 0) count as that bound. The
     log-space form :math:`\sigma(\mathrm{softplus}(-k_i) - \mathrm{softplus}(-k_f))` is as
-    exact and needs no bound, but trained minLSTM 1.6x slower on XLA:CPU; this one 1.1x.
+    exact and needs no bound, but trained minLSTM 1.6x slower on XLA:CPU; this one as fast
+    as the old quotient of fast sigmoids (new/old 0.99, B 32, T 256, H 128).
     """
     lowest = math.log(jnp.finfo(k_f.dtype).tiny) + 2.0
     f = jax.nn.sigmoid(jnp.maximum(k_f, lowest))
@@ -433,21 +434,18 @@ def _logit_gradient(options, k, d_a, d_b):
     if isinstance(options, MinGRUOptions):
         k_z, v = jnp.split(k, 2, axis=-1)
         z = base.sigmoid(k_z)
-        one_minus_z = 1.0 - z
         h_tilde, g_prime = g(v), _g_slope(v)
-        return jnp.concatenate([(d_b * h_tilde - d_a) * z * one_minus_z, d_b * z * g_prime], -1)
+        return jnp.concatenate([(d_b * h_tilde - d_a) * z * (1.0 - z), d_b * z * g_prime], -1)
     k_f, k_i, v = jnp.split(k, 3, axis=-1)
     h_tilde, g_prime = g(v), _g_slope(v)
     f_norm, i_norm = normalised_gates(k_f, k_i)
     s = (d_a - d_b * h_tilde) * f_norm * i_norm
-    return jnp.concatenate(
-        [s * base.sigmoid(-k_f), -s * base.sigmoid(-k_i), d_b * i_norm * g_prime],
-        -1,
-    )
+    return jnp.concatenate([s * (1.0 - base.sigmoid(k_f)), -s * (1.0 - base.sigmoid(k_i)),
+                            d_b * i_norm * g_prime], -1)  # fmt: skip
 
 
 def _g_slope(v: Array) -> Array:
-    """The derivative of :func:`g` at ``v``: 1 for ``v >= 0``, else ``σ(v) σ(-v)``."""
+    """The derivative of :func:`g` at ``v``: 1 for ``v >= 0``, else ``σ(v)(1 - σ(v))``."""
     sigma_v = base.sigmoid(v)
     return jnp.where(v >= 0, jnp.ones_like(v), sigma_v * (1.0 - sigma_v))
 
