@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments.shared import records, watchdog
@@ -515,7 +516,7 @@ def _train(
             )
         supervisor.checkpoint = f"{checkpoint} (step {step})"
 
-    steps_done_here, step = 0, int(state.step)
+    steps_done_here, step, first_chunk = 0, int(state.step), None
     if step < experiment.steps:
         log(f"{name}: compiling the training step (the first chunk's steps/s includes it) ...")
     while step < experiment.steps:
@@ -523,6 +524,8 @@ def _train(
             return Result([], None)
         chunk = min(experiment.eval_every, experiment.steps - step)
         doing = "compiling and training" if steps_done_here == 0 else "training"
+        if steps_done_here == 0:
+            first_chunk = chunk
         started = time.perf_counter()
         with supervisor.waiting(f"{doing} {name}, steps {step + 1}-{step + chunk}"):
             state, train_losses = trainer.train(state, chunk)
@@ -553,6 +556,15 @@ def _train(
 
     # The first chunk of each call includes compilation; leave those out when there are others.
     warm = [rate for rate, compiling in chunk_rates if not compiling]
+    if not warm and first_chunk is not None:
+        # Only compiling chunks (e.g. --steps below --eval_every): time one more chunk of the
+        # compiled size on a copy of the state (train donates it) and throw the copy away,
+        # so no recorded steps/s includes compilation.
+        with supervisor.waiting(f"timing {name} without compilation"):
+            probe = jax.tree_util.tree_map(jnp.copy, state)
+            started = time.perf_counter()
+            jax.block_until_ready(trainer.train(probe, first_chunk))
+            warm = [first_chunk / (time.perf_counter() - started)]
     rates = warm or [rate for rate, _ in chunk_rates]
     steps_per_second = float(np.median(rates)) if rates else float("nan")
     with supervisor.waiting(f"copying {name} to the host"):

@@ -1,0 +1,24 @@
+"""What a training run shows while it runs, and the rate it records."""
+
+import re
+
+from experiments.run import loop, model
+
+CONFIG = model.Config(task="adding", variant="rnn", length=4, steps=6, eval_every=10,
+                      batch_size=4, eval_batch_size=8, hidden_size=3, seeds=(0, 1))  # fmt: skip
+
+
+def test_one_chunk_runs_record_steps_per_second_without_the_compilation(tmp_path):
+    lines = []
+    (record, _) = loop.run_variant(CONFIG, tmp_path, log=lines.append, position=(2, 3))
+    with_compilation = record["final"]["step"] / record["history"][-1]["wall_time"]
+    assert record["history"][-1]["step"] == 6  # the last step is evaluated
+    assert record["steps_per_second"] > 5 * with_compilation
+    assert (
+        lines[0]
+        == "adding T=4 rnn: compiling the training step (the first chunk's steps/s includes it) ..."
+    )
+    line = lines[1]
+    assert line.startswith("[2/3] adding T=4      rnn step      6/6  train ")
+    assert re.search(r"loss \d\.\d{4} \[\d\.\d{4}, \d\.\d{4}\]  acc \d\.\d{3}  ", line)
+    assert re.search(r"steps/s  \d+:\d\d:\d\d elapsed, 0:00:00 left$", line)
