@@ -44,6 +44,37 @@ def test_a_grid_expands_into_one_cell_per_combination_named_by_what_varies():
     assert cells[0].config.steps == 1000 and cells[0].config.batch_size == 50  # run's defaults
 
 
+def test_seeds_per_cell_splits_each_combination_into_cells_of_consecutive_seeds():
+    spec = grid.normalise_spec(
+        {"grid": {"variant": ["lstm", "gru"], "length": [100]}, "seeds": 5, "seeds_per_cell": 2}
+    )
+    cells = grid.expand(spec)
+    assert [(cell.id, cell.config.seeds) for cell in cells] == [
+        ("adding_T100_lstm_s0-1", (0, 1)),
+        ("adding_T100_lstm_s2-3", (2, 3)),
+        ("adding_T100_lstm_s4", (4,)),
+        ("adding_T100_gru_s0-1", (0, 1)),
+        ("adding_T100_gru_s2-3", (2, 3)),
+        ("adding_T100_gru_s4", (4,)),
+    ]
+    assert all(grid.cell_flags(cell.config)[-2:][0].startswith("--first_seed=") for cell in cells)
+    whole = grid.expand({**spec, "seeds_per_cell": 5})
+    assert [cell.id for cell in whole] == ["adding_T100_lstm", "adding_T100_gru"]
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
+def test_seeds_per_cell_must_be_a_whole_number_of_at_least_one(value):
+    with pytest.raises(grid.GridError, match="seeds_per_cell must be a whole number"):
+        grid.normalise_spec({"grid": {}, "seeds_per_cell": value})
+
+
+def test_seeds_per_cell_is_refused_in_a_tuned_study():
+    with pytest.raises(grid.GridError, match="untuned study"):
+        grid.normalise_spec(
+            {"grid": {"learning_rate": [1e-3, 3e-3]}, "tune": "learning_rate", "seeds_per_cell": 1}
+        )
+
+
 def test_grids_join_and_a_tuned_study_starts_with_tuning_cells_on_their_own_seeds():
     spec = grid.normalise_spec(
         {
@@ -243,3 +274,22 @@ def test_a_stalled_cell_is_failed_and_retried_once_and_the_others_go_on(tmp_path
         backend.close()
     assert backend.calls == ["adding_T5_rnn"] and not outcome.failed
     assert study.read_failure(tmp_path, grid.expand(spec)[0]) is None
+
+    # A snapshot holds the records and nothing else, and a sweep on it has nothing to do.
+    copy = tmp_path.parent / f"{tmp_path.name}-snapshot"
+    assert study.snapshot(tmp_path, copy) == (2, 4)
+    kept = sorted(str(p.relative_to(copy)) for p in copy.rglob("*") if p.is_file())
+    assert all(p.endswith(".json") and "checkpoint" not in p for p in kept), kept
+    assert not any(p.endswith("failure.json") for p in kept)
+    assert engine.status_rows(copy)[1].startswith("2 cells: 2 done")
+    backend = _FlakyBackend(fail=set(), times=0)
+    try:
+        outcome = engine.run_study(copy, spec, backend, stop_requested=lambda: False,
+                                   log=lines.append)  # fmt: skip
+    finally:
+        backend.close()
+    assert backend.calls == [] and outcome.done == ["adding_T5_rnn", "adding_T5_gru"]
+    other = tmp_path.parent / f"{tmp_path.name}-other"
+    study.open_study(other, _tiny_spec(seeds=3))
+    with pytest.raises(study.StudyMismatchError):
+        study.snapshot(tmp_path, other)

@@ -9,6 +9,8 @@ or from a study file (``experiments/studies/NAME.py``, an ``ml_collections`` con
   python -m experiments.sweep --study=experiments/studies/greff_adding_T100.py \
       --workdir=runs/greff_adding_T100
   python -m experiments.sweep --status --workdir=runs/greff_adding_T100
+  python -m experiments.sweep --snapshot=docs/in_progress/greff_adding_T100 \
+      --workdir=runs/greff_adding_T100
 
 Backends (``--backend``): ``local`` (default; ``--workers`` processes, each pinned to its
 share of the cores), ``ray`` (``--ray_address=auto|HOST:PORT``, or a local Ray started for
@@ -61,10 +63,21 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("tuning_seeds", 3, "Tuning seeds per tuning cell.", lower_bound=1)
 flags.DEFINE_integer("first_tuning_seed", 1000, "First tuning seed.", lower_bound=0)
+flags.DEFINE_integer(
+    "seeds_per_cell", None,
+    "Untuned studies: train each combination as cells of at most this many seeds (e.g. to "
+    "fit a job's time limit); default: all its seeds in one cell.",
+    lower_bound=1,
+)  # fmt: skip
 flags.DEFINE_string("name", "", "The study's name (a flag-given grid has none by default).")
 flags.DEFINE_string("reference", None, "The variant the comparison tests against.")
 flags.DEFINE_string("workdir", None, "The study directory.")
 flags.DEFINE_bool("status", False, "Print the cells of --workdir by state and exit.")
+flags.DEFINE_string(
+    "snapshot", None,
+    "Copy --workdir's spec, picks, cells and valid records (no checkpoints or logs) to this "
+    "directory and exit; a sweep goes on from the copy when given it as --workdir.",
+)  # fmt: skip
 flags.DEFINE_enum("backend", "local", list(backends.BACKENDS), "Where the cells run.")
 flags.DEFINE_integer(
     "workers", len(backends.available_cores()), "Cells at a time (local, and a local Ray).",
@@ -142,6 +155,7 @@ def spec_from_flags() -> dict:
             "tune": FLAGS.tune,
             "tuning_seeds": FLAGS.tuning_seeds,
             "first_tuning_seed": FLAGS.first_tuning_seed,
+            "seeds_per_cell": FLAGS.seeds_per_cell,
         }
     )
 
@@ -220,6 +234,14 @@ def main(argv):
             _print_status(workdir)
         except ValueError as error:
             sys.exit(f"{_PROGRAM}: error: {error}")
+        return
+    if FLAGS.snapshot:
+        try:
+            cli.writable_directory("snapshot", FLAGS.snapshot)
+            cells, copied = study.snapshot(workdir, FLAGS.snapshot)
+        except ValueError as error:
+            sys.exit(f"{_PROGRAM}: error: {error}")
+        print(f"copied {cells} cells and {copied} records from {workdir} to {FLAGS.snapshot}")
         return
     try:
         spec = spec_from_flags()

@@ -18,6 +18,11 @@ the other axes, a *tuning cell* per value of the tuned axis is trained on the tu
 seeds (``first_tuning_seed`` and up, apart from the evaluation seeds); the value is then
 picked by :data:`SELECTION_RULE`, fixed before any run, and one *evaluation cell* trains
 the picked value on the evaluation seeds. Only evaluation cells enter the comparison.
+
+**Splitting seeds** (``seeds_per_cell``, untuned studies): each combination's seeds are
+trained as several cells of at most that many consecutive seeds (ids ending in
+``_s0-1``, ``_s2-3``, ...), so that a long cell fits a session or a job's time limit; the
+comparison pools their records, which differ only in the seed.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ FLAG_NAMES = {axis: axis for axis in AXES} | {
 """The sweep flag (and study-file field) of each axis: the run flag's name, plural for the
 three that are lists in every study."""
 _STUDY_FIELDS = ("name", "reference", "seeds", "first_seed", "tune", "tuning_seeds",
-                 "first_tuning_seed")  # fmt: skip
+                 "first_tuning_seed", "seeds_per_cell")  # fmt: skip
 
 _SHORT = {"learning_rate": "lr", "hidden_size": "h", "batch_size": "b", "num_layers": "layers"}
 
@@ -121,7 +126,7 @@ def normalise_spec(spec: Mapping[str, Any]) -> dict:
 
     Raises:
       GridError: an unknown axis, an empty axis or grid, a tuned axis that is not in the
-        grid or has one value, or seed counts below 1.
+        grid or has one value, seed counts below 1, or ``seeds_per_cell`` in a tuned study.
     """
     grids = spec.get("grid")
     grids = [grids or {}] if not isinstance(grids, (list, tuple)) else list(grids)
@@ -138,9 +143,15 @@ def normalise_spec(spec: Mapping[str, Any]) -> dict:
         "tune": spec.get("tune") or None,
         "tuning_seeds": int(spec.get("tuning_seeds", 3)),
         "first_tuning_seed": int(spec.get("first_tuning_seed", 1000)),
+        "seeds_per_cell": _seeds_per_cell(spec.get("seeds_per_cell")),
     }
     if out["seeds"] < 1 or out["tuning_seeds"] < 1:
         raise GridError("seeds and tuning_seeds must be at least 1.")
+    if out["seeds_per_cell"] is not None and out["tune"]:
+        raise GridError(
+            "seeds_per_cell splits the cells of an untuned study; a tuned study trains each "
+            "tuning and evaluation cell whole (leave seeds_per_cell out)."
+        )
     if out["first_seed"] < 0 or out["first_tuning_seed"] < 0:
         raise GridError("first_seed and first_tuning_seed must be >= 0.")
     tune = out["tune"]
@@ -154,6 +165,24 @@ def normalise_spec(spec: Mapping[str, Any]) -> dict:
         if evaluation.intersection(tuning):
             raise GridError("the tuning seeds must be apart from the evaluation seeds.")
     return out
+
+
+def _seeds_per_cell(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GridError(f"seeds_per_cell must be a whole number >= 1 (or left out); got {value!r}.")
+    return value
+
+
+def _seed_chunks(seeds: tuple[int, ...], size: int | None) -> list[tuple[int, ...]]:
+    if size is None or size >= len(seeds):
+        return [seeds]
+    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
+
+
+def _seeds_suffix(seeds: tuple[int, ...]) -> str:
+    return f"_s{seeds[0]}" if len(seeds) == 1 else f"_s{seeds[0]}-{seeds[-1]}"
 
 
 def spec_from_study_file(fields: Mapping[str, Any]) -> dict:
@@ -224,7 +253,8 @@ def _varying(configs: Sequence[Config]) -> list[str]:
 def expand(spec: dict) -> list[Cell]:
     """Every cell of a normalised spec that can be known before training.
 
-    Without tuning: one evaluation cell per combination. With tuning: the tuning cells
+    Without tuning: one evaluation cell per combination (or, with ``seeds_per_cell``, one
+    per that many of its seeds). With tuning: the tuning cells
     (one per combination, tuned value included); the evaluation cells follow from them
     (:func:`eval_cell`).
 
@@ -242,7 +272,17 @@ def expand(spec: dict) -> list[Cell]:
     configs = [_config(combination, seeds) for combination in _combinations(spec)]
     varying = _varying(configs)
     if tune is None:
-        cells = [Cell(_cell_id(config, varying), "eval", config, "") for config in configs]
+        chunks = _seed_chunks(seeds, spec.get("seeds_per_cell"))
+        cells = [
+            Cell(
+                _cell_id(config, varying) + (_seeds_suffix(part) if len(chunks) > 1 else ""),
+                "eval",
+                dataclasses.replace(config, seeds=part),
+                "",
+            )
+            for config in configs
+            for part in chunks
+        ]
     else:
         others = [name for name in varying if name != tune]
         cells = [

@@ -16,6 +16,11 @@ The sweep is stateless beyond this folder: a cell is *done* when every seed has 
 record of its config, *running* while a process holds its lock, *failed* when its last
 attempt failed, and *pending* otherwise. So any number of sweeps on any number of machines
 can share one study directory, and running the same command again is the retry.
+
+A *snapshot* (:func:`snapshot`, ``--snapshot``) is the same layout with only the spec, the
+picks, the cells' ``cell.json`` and their valid records: no checkpoints, locks, logs or
+failures. It is small enough to commit, and a sweep given it as ``--workdir`` goes on
+from it (finished cells stay finished; a cell that was mid-way starts again).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ __all__ = [
     "open_study",
     "read_failure",
     "read_spec",
+    "snapshot",
     "write_cell",
     "write_failure",
     "write_picks",
@@ -207,3 +213,40 @@ def write_picks(workdir: str | os.PathLike, picks: dict[str, dict]) -> None:
     records.write_json_atomic(
         Path(workdir) / "tuning.json", {"rule": grid.SELECTION_RULE, "picks": picks}
     )
+
+
+def snapshot(workdir: str | os.PathLike, destination: str | os.PathLike) -> tuple[int, int]:
+    """Copies the study's spec, picks, cells and valid records to ``destination``.
+
+    Each file is written atomically; files already in ``destination`` that the workdir
+    lacks are kept, so a snapshot can be refreshed in place.
+
+    Returns:
+      ``(cells, records)`` copied.
+
+    Raises:
+      ValueError: ``workdir`` holds no study.
+      StudyMismatchError: ``destination`` holds another study.
+    """
+    source, target = Path(workdir), Path(destination)
+    open_study(target, read_spec(source))
+    picks = source / "tuning.json"
+    if picks.exists():
+        records.write_atomic(target / picks.name, picks.read_bytes())
+    cells = copied = 0
+    for cell_json in sorted(source.glob("cells/*/cell.json")):
+        directory = cell_json.parent
+        records.write_atomic(
+            target / "cells" / directory.name / "cell.json", cell_json.read_bytes()
+        )
+        cells += 1
+        for path in sorted((directory / "records").rglob("*.json")):
+            data = path.read_bytes()
+            try:
+                valid = check_record(json.loads(data)) is None
+            except ValueError:
+                valid = False
+            if valid:
+                records.write_atomic(target / path.relative_to(source), data)
+                copied += 1
+    return cells, copied
