@@ -99,3 +99,22 @@ def test_tiny_regularized_run_is_labelled(tmp_path):
     assert record["label"] == "lstm+zoneout_h0.1+recdrop0.1"
     assert record["status"] == "finished"
     assert (record["config"]["zoneout_h"], record["config"]["recurrent_dropout"]) == (0.1, 0.1)
+
+
+def test_the_launcher_runs_a_command_as_python_dash_m_does(tmp_path):
+    """run_module forks from a launcher (tests/_cli.py); a real ``python -m`` agrees."""
+    import subprocess
+    import sys
+
+    flags = ["--optimizer=lbfgs", f"--workdir={tmp_path}"]
+    real = subprocess.run(
+        [sys.executable, "-m", "experiments.run", *flags],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    forked = _run(*flags)
+    assert real.returncode != 0
+    assert (forked.returncode, forked.stdout, forked.stderr) == (
+        real.returncode,
+        real.stdout,
+        real.stderr,
+    )

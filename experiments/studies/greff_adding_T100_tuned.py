@@ -13,6 +13,17 @@ Protocol, fixed before the run:
   (1/6); a seed that never gets there is censored at 5,000 steps.
 * Analysis: time to solve (Kaplan-Meier, log-rank against V, Holm over the variants),
   solve rates (Fisher's exact test against V, Holm), final loss (Welch, Holm, Hedges' g).
+* Verdicts on Greff et al.'s claims (rule written down on 2026-12-06, while the tuning
+  cells trained and before any evaluation seed had): the primary endpoint is time to
+  solve, the log-rank test against V with Holm over the 9 comparisons of the table; final
+  loss (Welch, Holm, Hedges' g) and solve counts (Fisher, Holm) are reported beside it.
+  "X hurts" (NFG, NOAF) is *agreed* when X is slower than V with Holm p <= 0.05, *not*
+  when X is faster with Holm p <= 0.05, and *undecided* otherwise. "X does not hurt"
+  (CIFG, NP) is *not* when X is slower with Holm p <= 0.05 and otherwise *agreed*, with
+  the power stated beside it (a failure to find harm, not a proof of none). "Peepholes
+  do not matter" (NP against V) is *not* when the two differ either way with Holm p <=
+  0.05, otherwise agreed in the same sense. If V solves none of its seeds, every verdict
+  is undecided: a budget nobody solves decides nothing.
 """
 
 from experiments.studies import _greff
