@@ -29,6 +29,10 @@ LAUNCHER = r"""
 import json, os, runpy, sys, traceback
 import absl.app, jax, matplotlib, scipy.stats  # shared, imported once
 import experiments.benchmark.harness, experiments.compare.report, experiments.run.loop
+from jax._src import xla_bridge
+
+# A fork is only a fresh start while no backend (and none of its threads) exists.
+assert not xla_bridge._backends, "an import initialised a JAX backend before the fork"
 
 for line in sys.stdin:
     case = json.loads(line)
