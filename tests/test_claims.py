@@ -76,3 +76,31 @@ def test_the_table_has_one_row_per_claim():
     table = claims.format_verdicts([claims.verdict(c, rows) for c in (HURTS, SAME)])
     assert table.splitlines()[2].startswith("| X hurts | **agreed** | ")
     assert len(table.splitlines()) == 4
+
+
+def test_compare_labels_greffs_claims_from_the_command_line(tmp_path):
+    from _cli import run_module
+    from test_compare import write_record
+
+    steps = {"peephole": 200, "nfg": None, "noaf": 200, "cifg": 100, "lstm": 200}
+    for variant, step in steps.items():
+        for record in _seeds(variant, step):
+            write_record(tmp_path, record)
+    result = run_module(
+        "experiments.compare", f"--workdir={tmp_path}", "--reference=peephole", "--claims=greff"
+    )
+    assert result.returncode == 0, result.stderr
+    written = (tmp_path / "claims.md").read_text()
+    assert written in result.stdout
+    lines = {line.split(" | ")[0]: line.split(" | ")[1] for line in written.splitlines()
+             if line.startswith("| ") and "**" in line}  # fmt: skip
+    assert lines == {
+        "| NFG hurts": "**agreed**",
+        "| NOAF hurts": "**undecided**",
+        "| CIFG does not hurt": "**agreed**",
+        "| NP does not hurt": "**agreed**",
+        "| peepholes do not matter (NP against V)": "**agreed**",
+    }
+    bad = run_module("experiments.compare", f"--workdir={tmp_path}", "--claims=popper")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "--claims" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

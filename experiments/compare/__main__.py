@@ -31,8 +31,9 @@ from pathlib import Path
 
 from absl import app, flags
 
-from experiments.compare import loading
+from experiments.compare import claims, loading
 from experiments.compare import report as compare
+from experiments.shared.records import write_atomic
 
 PROGRAM = "experiments.compare"
 
@@ -65,6 +66,15 @@ _REFERENCE = flags.DEFINE_string(
     "is tested against: Welch's t-test, log-rank and Fisher tests, Holm-Bonferroni "
     'adjusted, and Hedges\' g. Default: the "reference" of WORKDIR/study.json if there is '
     f"one, else {compare.REFERENCE_VARIANT!r}.",
+)
+
+_CLAIMS = flags.DEFINE_enum(
+    "claims",
+    None,
+    sorted(claims.CLAIMS),
+    "Also label a set of published claims agreed / not / undecided by the rule of "
+    "experiments.compare.claims (greff: Greff et al. 2017's, against the reference V), "
+    "printed and written to claims.md.",
 )
 
 flags.register_validator(
@@ -172,9 +182,27 @@ def main(argv: list[str]) -> int | str:
         return f"{PROGRAM}: error: cannot write to --output_dir: {e}"
 
     print(text)
+    if _CLAIMS.value:
+        written.append(_write_claims(records, fraction, reference, output_dir))
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _write_claims(records, fraction: float, reference: str, output_dir: Path) -> Path:
+    """Prints the verdicts on ``--claims`` and writes them to ``claims.md``."""
+    rows = compare.summarise(records, solve_fraction=fraction, reference=reference)
+    found = claims.verdicts_by_group(claims.CLAIMS[_CLAIMS.value], rows)
+    parts = [f"## Claims ({_CLAIMS.value}), against `{reference}`", ""]
+    for (task, length), verdicts in found.items():
+        parts += [f"### {task}, T = {length}", "", claims.format_verdicts(verdicts), ""]
+    if not found:
+        parts += ["No group has every row the claims name.", ""]
+    text = "\n".join(parts)
+    print(text)
+    path = output_dir / "claims.md"
+    write_atomic(path, text.encode("utf-8"))
+    return path
 
 
 if __name__ == "__main__":

@@ -23,7 +23,17 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["ALPHA", "CLAIM_KINDS", "GREFF_CLAIMS", "Claim", "Verdict", "format_verdicts", "verdict"]
+__all__ = [
+    "ALPHA",
+    "CLAIMS",
+    "CLAIM_KINDS",
+    "GREFF_CLAIMS",
+    "Claim",
+    "Verdict",
+    "format_verdicts",
+    "verdict",
+    "verdicts_by_group",
+]
 
 ALPHA = 0.05
 CLAIM_KINDS = ("hurts", "does_not_hurt", "no_difference")
@@ -59,6 +69,9 @@ GREFF_CLAIMS = (
     Claim("peepholes do not matter (NP against V)", "lstm", "no_difference"),
 )
 """Greff et al. (2017)'s claims about the ablations of their vanilla LSTM V (``peephole``)."""
+
+CLAIMS = {"greff": GREFF_CLAIMS}
+"""The claim sets ``experiments.compare --claims`` knows."""
 
 
 def _number(value: Any, spec: str) -> str:
@@ -123,3 +136,18 @@ def format_verdicts(verdicts: Sequence[Verdict]) -> str:
     lines = ["| claim | verdict | evidence |", "|---|---|---|"]
     lines += [f"| {v.claim.text} | **{v.label}** | {v.reason} |" for v in verdicts]
     return "\n".join(lines)
+
+
+def verdicts_by_group(
+    claims: Sequence[Claim], rows: Sequence[Mapping[str, Any]]
+) -> dict[tuple[str, int], list[Verdict]]:
+    """The verdicts in every (task, length) group that has each claim's row and a reference."""
+    groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["length"]), []).append(row)
+    out = {}
+    for key, group in groups.items():
+        labels = {row["label"] for row in group}
+        if all(c.row in labels for c in claims) and any(r["reference_row"] for r in group):
+            out[key] = [verdict(claim, group) for claim in claims]
+    return out
