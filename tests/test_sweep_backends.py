@@ -53,3 +53,31 @@ def test_a_missing_cluster_package_is_one_line_saying_what_to_install(
         f"--backend={backend} needs {package}, which is not installed; run "
         "pip install -e '.[cluster]'."
     )
+
+
+_NICENESS_PROBE = """
+import subprocess, sys
+from experiments.sweep.backends import share_niceness
+child = subprocess.Popen(["sleep", "30"], start_new_session=True)
+share_niceness(child.pid)
+print(open(f"/proc/{child.pid}/autogroup").read().split()[-1])
+child.kill()
+"""
+
+
+def _autogroups_on():
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _autogroups_on(), reason="the kernel schedules no autogroups")
+@pytest.mark.parametrize("niceness", [0, 7])
+def test_a_niced_sweeps_cells_get_its_niceness_in_their_own_session(niceness):
+    probe = subprocess.run(
+        ["nice", "-n", str(niceness), sys.executable, "-c", _NICENESS_PROBE],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == str(niceness)

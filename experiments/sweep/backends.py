@@ -21,6 +21,7 @@ with one line saying what to install (:class:`BackendUnavailableError`).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import queue
 import signal
@@ -42,6 +43,7 @@ __all__ = [
     "SlurmBackend",
     "available_cores",
     "run_cell",
+    "share_niceness",
 ]
 
 BACKENDS = ("local", "ray", "slurm")
@@ -132,6 +134,7 @@ def run_cell(
         )  # fmt: skip
     if cores:
         os.sched_setaffinity(process.pid, cores)  # before the run starts JAX's thread pools
+    share_niceness(process.pid)
     if on_start is not None:
         on_start(process)
     forwarded = _forward_signals_to(process)
@@ -143,6 +146,24 @@ def run_cell(
     finally:
         forwarded()
     return CellResult(code, _last_line(log_path), time.monotonic() - started)
+
+
+def share_niceness(pid: int) -> None:
+    """Gives a cell's session the niceness of this process (``nice python -m ...sweep``).
+
+    A cell runs in its own session (so a terminal's Ctrl-C reaches only the sweep), and
+    with Linux's autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``) each
+    session is scheduled as one group whatever its processes' niceness: a niced sweep's
+    cells would otherwise take the CPU as equals of the user's other work. Writing the
+    niceness to ``/proc/PID/autogroup`` lowers the group's share the same way. Nothing is
+    done where the niceness is 0 or the kernel has no autogroups.
+    """
+    niceness = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness <= 0:
+        return
+    # No autogroups (another kernel, or the setting off): nothing to share.
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/autogroup").write_text(f"{niceness}\n")
 
 
 def _forward_signals_to(process: subprocess.Popen) -> Callable[[], None]:
