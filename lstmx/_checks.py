@@ -54,12 +54,23 @@ def float_array(name: str, x: Any) -> jax.Array:
             x = jnp.asarray(x)
         else:
             raise TypeError(f"{name} must be an array, got {type(x).__name__}.")
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise TypeError(
+            f"{name} must have a real floating dtype (e.g. float32), got {x.dtype}: lstmx's "
+            f"cells are real-valued (their gates squash real pre-activations). {COMPLEX_HINT}"
+        )
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(
             f"{name} must have a floating dtype (e.g. float32), got {x.dtype}. "
             "Cast integer token ids with jax.nn.one_hot or an embedding first."
         )
     return x
+
+
+COMPLEX_HINT = (
+    "Feed a complex signal's real and imaginary parts as features: "
+    "jnp.concatenate([x.real, x.imag], axis=-1)."
+)
 
 
 def feature_size(name: str, x: jax.Array, expected: int) -> None:

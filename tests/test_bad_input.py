@@ -437,7 +437,15 @@ PARAMS = [
         "complex_xs",
         lambda: lstmx.scan(LSTM, LSTM_PARAMS, XS.astype(jnp.complex64)),
         TypeError,
-        r"xs must have a floating dtype .* got complex64",
+        r"xs must have a real floating dtype .* got complex64: lstmx's cells are "
+        r"real-valued .* jnp.concatenate\(\[x.real, x.imag\], axis=-1\)",
+    ),
+    (
+        "complex_init_dtype",
+        lambda: LSTM.init(KEY, 3, jnp.complex64),
+        TypeError,
+        r"init's dtype must be a real floating dtype .* got complex64: lstmx's cells are "
+        r"real-valued",
     ),
     (
         "params_bfloat16_xs_float32",

@@ -164,6 +164,11 @@ def draw_dtype(dtype: Any) -> Any:
     equals ``init(key, I)`` cast to bfloat16.
     """
     dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(
+            f"init's dtype must be a real floating dtype (float32, bfloat16, ...), got {dtype}: "
+            f"lstmx's cells are real-valued. {_checks.COMPLEX_HINT}"
+        )
     if not jnp.issubdtype(dtype, jnp.floating):
         raise TypeError(
             f"init's dtype must be a floating dtype (float32, bfloat16, ...), got {dtype}."
