@@ -6,8 +6,10 @@ one Flax parameter named ``"cell"``:
 * :class:`RNN` runs a cell over a whole sequence with :func:`lstmx.scan`, so training
   gets the fast path (a hand-made VJP on saved gates, :mod:`lstmx._fused`). Prefer it.
 * :class:`CellWrapper` is a ``flax.linen.RNNCellBase``: one step, for code written around
-  ``flax.linen.RNN`` or ``flax.linen.Bidirectional``. Its carry is the lstmx state
-  (``LSTMState(h, c)``, not Flax's ``(c, h)``).
+  ``flax.linen.RNN`` or ``flax.linen.Bidirectional``. Its carry follows Flax's convention
+  for the cells Flax has: the tuple ``(c, h)`` for the LSTM family (as ``nn.LSTMCell``),
+  the array ``h`` for one-vector states (GRU, MGU, Elman RNN, IndRNN, minGRU / minLSTM, as
+  ``nn.GRUCell``); cells Flax has no counterpart of (FGR, sLSTM) keep their lstmx state.
 
 Example::
 
@@ -36,11 +38,49 @@ import jax.numpy as jnp
 
 from lstmx import _checks
 from lstmx.cells import Cell, State
+from lstmx.cells.base import HiddenState
+from lstmx.cells.lstm import LSTMState
 from lstmx.sequence import Bidirectional, scan
 
 Array = jax.Array
 
-__all__ = ["RNN", "CellWrapper"]
+__all__ = ["RNN", "CellWrapper", "from_flax_carry", "to_flax_carry"]
+
+
+def to_flax_carry(state: State) -> Any:
+    """An lstmx state as Flax's carry: ``LSTMState(h, c)`` -> ``(c, h)`` (``nn.LSTMCell``);
+    a one-vector state (``GRUState(h)``, ...) -> ``h`` (``nn.GRUCell``); any other state
+    (FGR, sLSTM: no Flax counterpart) as it is."""
+    if isinstance(state, LSTMState):
+        return (state.c, state.h)
+    if isinstance(state, HiddenState):
+        return state.h
+    return state
+
+
+def from_flax_carry(cell: Cell, carry: Any, dtype: Any = jnp.float32) -> State:
+    """The inverse of :func:`to_flax_carry` for ``cell``'s state type.
+
+    Raises:
+      TypeError: the carry has not the form Flax's convention gives this cell's state.
+    """
+    kind = type(jax.eval_shape(lambda: cell.initial_state((), dtype)))
+    if issubclass(kind, LSTMState):
+        if isinstance(carry, LSTMState) or not (isinstance(carry, tuple) and len(carry) == 2):
+            raise TypeError(
+                "an LSTM's carry is Flax's (c, h) tuple (CellWrapper.initialize_carry gives "
+                f"it); got {type(carry).__name__}."
+            )
+        c, h = carry
+        return LSTMState(h=h, c=c)
+    if issubclass(kind, HiddenState):
+        if isinstance(carry, tuple):
+            raise TypeError(
+                f"a {kind.__name__[:-5] or 'one-vector'} cell's carry is Flax's array h "
+                f"(CellWrapper.initialize_carry gives it); got {type(carry).__name__}."
+            )
+        return kind(h=carry)
+    return carry
 
 
 def _check_cell(cell: Any, allow_bidirectional: bool) -> None:
@@ -134,7 +174,8 @@ class RNN(nn.Module):
 class CellWrapper(nn.RNNCellBase):
     """An lstmx cell as a ``flax.linen.RNNCellBase``, for ``flax.linen.RNN`` and friends.
 
-    One call is one ``cell.step``; the carry is the lstmx state NamedTuple. Flax's own
+    One call is one ``cell.step``. The carry is Flax's (:func:`to_flax_carry`), so code
+    written for ``nn.LSTMCell`` (``c, h = carry``) or ``nn.GRUCell`` works unchanged. Flax's own
     ``RNN`` calls the cell step by step, so the input projection stays inside the loop:
     :class:`RNN` is faster where you don't need Flax's ``RNN`` interface. Note that with
     ``seq_lengths`` Flax's ``RNN`` leaves outputs past a sequence's length as computed
@@ -144,7 +185,7 @@ class CellWrapper(nn.RNNCellBase):
 
         layer = flax.linen.RNN(CellWrapper(lstmx.gru(64)), return_carry=True)
         variables = layer.init(jax.random.key(0), xs)         # xs [B, T, I]
-        final_state, ys = layer.apply(variables, xs)          # GRUState, [B, T, 64]
+        h, ys = layer.apply(variables, xs)                    # [B, 64], [B, T, 64]
         params = variables["params"]["cell"]["cell"]          # an lstmx.GRUParams
 
     Attributes:
@@ -169,11 +210,13 @@ class CellWrapper(nn.RNNCellBase):
             raise ValueError("x must be [*batch, features], got a scalar.")
         input_size = x.shape[-1]
         params = self.param("cell", lambda key: cell.init(key, input_size, self.param_dtype))
-        return cell.step(params, carry, x)
+        state, y = cell.step(params, from_flax_carry(cell, carry, x.dtype), x)
+        return to_flax_carry(state), y
 
     @nn.nowrap
-    def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]) -> State:
-        """Zeros, ``cell.initial_state(input_shape[:-1], param_dtype)``; ``rng`` is unused.
+    def initialize_carry(self, rng: Array, input_shape: tuple[int, ...]) -> Any:
+        """Zeros, ``cell.initial_state(input_shape[:-1], param_dtype)`` as Flax's carry
+        (:func:`to_flax_carry`); ``rng`` is unused.
 
         Args:
           rng: a PRNG key (Flax's interface; the lstmx initial state is deterministic).
@@ -181,7 +224,7 @@ class CellWrapper(nn.RNNCellBase):
         """
         del rng
         _check_cell(self.cell, allow_bidirectional=False)
-        return self.cell.initial_state(tuple(input_shape[:-1]), self.param_dtype)
+        return to_flax_carry(self.cell.initial_state(tuple(input_shape[:-1]), self.param_dtype))
 
     @property
     def num_feature_axes(self) -> int:

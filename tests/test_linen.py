@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import lstmx
-from lstmx.linen import RNN, CellWrapper
+from lstmx.linen import RNN, CellWrapper, from_flax_carry, to_flax_carry
 
 ATOL = 1e-5
 RTOL = 1e-5
@@ -155,7 +155,8 @@ def test_flax_rnn_with_cell_wrapper_equals_scan(name):
     variables = layer.init(jax.random.key(1), xs)
     params = variables["params"]["cell"]["cell"]
     final, ys = layer.apply(variables, xs)
-    _assert_trees_close((final, ys), lstmx.scan(cell, params, xs))
+    final_ref, ys_ref = lstmx.scan(cell, params, xs)
+    _assert_trees_close((final, ys), (to_flax_carry(final_ref), ys_ref))
 
 
 def test_flax_rnn_with_cell_wrapper_options():
@@ -164,13 +165,13 @@ def test_flax_rnn_with_cell_wrapper_options():
     layer = nn.RNN(CellWrapper(cell), return_carry=True)
     variables = layer.init(jax.random.key(1), xs)
     params = variables["params"]["cell"]["cell"]
-    state0 = lstmx.GRUState(jax.random.normal(jax.random.key(2), (B, H)))
+    h0 = jax.random.normal(jax.random.key(2), (B, H))  # Flax's GRU carry: the array h
     lengths = jnp.array([T, 3])
-    final, ys = jax.jit(lambda v: layer.apply(v, xs, initial_carry=state0, seq_lengths=lengths))(
+    final, ys = jax.jit(lambda v: layer.apply(v, xs, initial_carry=h0, seq_lengths=lengths))(
         variables
     )
-    final_ref, ys_ref = lstmx.scan(cell, params, xs, state0, lengths=lengths)
-    _assert_trees_close(final, final_ref)
+    final_ref, ys_ref = lstmx.scan(cell, params, xs, lstmx.GRUState(h0), lengths=lengths)
+    _assert_trees_close(final, final_ref.h)
     # Flax leaves outputs past a sequence's length as computed; lstmx zeroes them.
     valid = (jnp.arange(T)[None, :] < lengths[:, None])[..., None]
     np.testing.assert_allclose(
@@ -184,12 +185,51 @@ def test_cell_wrapper_interface():
     assert isinstance(wrapper, nn.RNNCellBase)
     assert wrapper.num_feature_axes == 1
     carry = wrapper.initialize_carry(jax.random.key(0), (B, N_IN))
-    assert isinstance(carry, lstmx.LSTMState)
-    assert carry.h.shape == (B, H) and carry.c.shape == (B, H)
+    assert type(carry) is tuple and len(carry) == 2  # Flax's (c, h), as nn.LSTMCell's
+    assert carry[0].shape == (B, H) and carry[1].shape == (B, H)
     x = _xs()[:, 0]
     variables = wrapper.init(jax.random.key(1), carry, x)
     params = variables["params"]["cell"]
-    _assert_trees_close(wrapper.apply(variables, carry, x), cell.step(params, carry, x))
+    carry = (
+        jax.random.normal(jax.random.key(3), (B, H)),
+        jax.random.normal(jax.random.key(4), (B, H)),
+    )
+    (c, h), y = wrapper.apply(variables, carry, x)
+    state, y_ref = cell.step(params, lstmx.LSTMState(h=carry[1], c=carry[0]), x)
+    _assert_trees_close((c, h, y), (state.c, state.h, y_ref))
+
+
+def test_cell_wrapper_carries_as_flax_cells_do_so_flax_code_runs_unchanged():
+    """The same Flax program, written for nn.LSTMCell / nn.GRUCell, run with the Flax cell and
+    with CellWrapper over the converted weights: equal outputs and final carries."""
+    from lstmx import convert
+
+    xs = _xs()
+    for flax_cell, to_lstmx, cell in (
+        (nn.LSTMCell(H), convert.from_flax_lstm, lstmx.lstm(H, forget_bias=0.0)),
+        (nn.GRUCell(H), convert.from_flax_gru, lstmx.gru(H)),
+    ):
+        flax_layer = nn.RNN(flax_cell, return_carry=True)
+        flax_vars = flax_layer.init(jax.random.key(5), xs)
+        flax_final, flax_ys = flax_layer.apply(flax_vars, xs)
+        params = to_lstmx(flax_vars["params"]["cell"])
+        ours = nn.RNN(CellWrapper(cell), return_carry=True)
+        our_final, our_ys = ours.apply({"params": {"cell": {"cell": params}}}, xs)
+        _assert_trees_close((our_final, our_ys), (flax_final, flax_ys))
+
+
+def test_flax_carries_round_trip_and_a_wrong_form_is_refused():
+    for cell in (lstmx.lstm(H), lstmx.gru(H), lstmx.variant("fgr", H)):
+        state = jax.tree_util.tree_map(
+            lambda a: jax.random.normal(jax.random.key(6), a.shape), cell.initial_state((B,))
+        )
+        back = from_flax_carry(cell, to_flax_carry(state))
+        assert type(back) is type(state)
+        _assert_trees_close(back, state)
+    with pytest.raises(TypeError, match=r"an LSTM's carry is Flax's \(c, h\) tuple"):
+        from_flax_carry(lstmx.lstm(H), lstmx.LSTMState(jnp.zeros(H), jnp.zeros(H)))
+    with pytest.raises(TypeError, match="carry is Flax's array h"):
+        from_flax_carry(lstmx.gru(H), (jnp.zeros(H), jnp.zeros(H)))
 
 
 def test_modules_are_hashable_and_keep_the_cell():
