@@ -3,11 +3,14 @@
 NNX is Flax's current API: modules are Python objects that hold their parameters as
 ``nnx.Param`` variables. :class:`RNN` holds an lstmx cell's params (the cell's own
 NamedTuple, each array an ``nnx.Param``) and runs :func:`lstmx.scan` over a sequence, so
-it trains with ``nnx.Optimizer`` like any NNX layer::
+it trains with ``nnx.Optimizer`` like any NNX layer. :class:`CellAdapter` is one step, an
+``nnx.RNNCellBase`` for ``nnx.RNN`` and ``nnx.Bidirectional``, with Flax's carry
+(``(c, h)`` for an LSTM, ``h`` for a GRU)::
 
     model = lstmx.nnx.RNN(lstmx.lstm(64), input_size=10, rngs=nnx.Rngs(0))
     final_state, ys = model(xs)                          # xs [B, T, 10] -> ys [B, T, 64]
     optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+    layer = nnx.RNN(lstmx.nnx.CellAdapter(lstmx.gru(64), 10, rngs=nnx.Rngs(0)))
 
 Weights of Flax's ``nnx.LSTMCell`` (linen's parameter names, with the input forget kernel
 called ``if_``), ``nnx.OptimizedLSTMCell`` (fused ``dense_i`` without bias and ``dense_h``
@@ -25,13 +28,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from lstmx import convert
+from lstmx import _checks, convert
 from lstmx.cells import Cell, GRUParams, LSTMParams
+from lstmx.linen import from_flax_carry, to_flax_carry
 from lstmx.sequence import scan
 
 Array = jax.Array
 
-__all__ = ["RNN", "from_nnx_gru", "from_nnx_lstm", "to_nnx_gru", "to_nnx_lstm"]
+__all__ = ["RNN", "CellAdapter", "from_nnx_gru", "from_nnx_lstm", "to_nnx_gru", "to_nnx_lstm"]
 
 
 def _is_variable(value: Any) -> bool:
@@ -98,6 +102,81 @@ class RNN(nnx.Module):
             time_major=time_major,
             unroll=unroll,
         )
+
+
+class CellAdapter(nnx.RNNCellBase):
+    """An lstmx cell as one step of Flax NNX's recurrent API (``nnx.RNN``, ``nnx.Bidirectional``).
+
+    The carry is Flax's (:func:`lstmx.linen.to_flax_carry`): code written for
+    ``nnx.LSTMCell`` or ``nnx.GRUCell`` works unchanged. One call is one ``cell.step``, so
+    the input projection stays inside the loop: :class:`RNN` (a whole :func:`lstmx.scan`)
+    is faster where you don't need NNX's ``RNN`` interface.
+
+    Attributes:
+      cell: the :class:`lstmx.Cell` (static).
+      params: its params, each array an ``nnx.Param``.
+      dtype: the dtype of the params and of the carry from :meth:`initialize_carry`.
+    """
+
+    def __init__(
+        self,
+        cell: Cell,
+        input_size: int | None = None,
+        *,
+        rngs: nnx.Rngs | None = None,
+        dtype: Any = jnp.float32,
+        params: Any = None,
+    ) -> None:
+        """As :class:`RNN`: ``input_size`` and ``rngs`` to initialise, or ``params``."""
+        if not isinstance(cell, Cell):
+            raise TypeError(f"cell must be an lstmx.Cell, got {type(cell).__name__}.")
+        if (params is None) == (input_size is None or rngs is None):
+            raise ValueError(
+                "CellAdapter needs either input_size and rngs (to initialise params) or "
+                f"params, got input_size={input_size!r}, rngs={rngs!r} and params of type "
+                f"{type(params).__name__}."
+            )
+        if params is None:
+            params = cell.init(rngs.params(), input_size, dtype)
+        self.cell = cell
+        self.dtype = dtype
+        self.params = nnx.data(jax.tree_util.tree_map(nnx.Param, params))
+
+    def params_tree(self) -> Any:
+        """The params as plain arrays, the NamedTuple ``cell.step`` takes."""
+        return jax.tree_util.tree_map(lambda v: v[...], self.params, is_leaf=_is_variable)
+
+    def __call__(self, carry: Any, inputs: Array) -> tuple[Any, Array]:
+        """One step: ``carry`` as :meth:`initialize_carry` gives it, ``inputs [*batch, I]``;
+        returns ``(new_carry, y)``, ``y [*batch, O]``."""
+        x = _checks.float_array("inputs", inputs)
+        params = self.params_tree()
+        state, y = self.cell.step(params, from_flax_carry(self.cell, carry, x.dtype), x)
+        return to_flax_carry(state), y
+
+    def initialize_carry(
+        self, input_shape: tuple[int, ...], rngs: Any = None, carry_init: Any = None
+    ) -> Any:
+        """Zeros of the batch shape ``input_shape[:-1]`` as Flax's carry; ``rngs`` is unused
+        (the lstmx initial state is deterministic).
+
+        Raises:
+          ValueError: a ``carry_init`` (lstmx states start at zero; pass ``initial_carry``
+            to ``nnx.RNN`` for another start).
+        """
+        del rngs
+        if carry_init is not None:
+            raise ValueError(
+                "CellAdapter's carry starts at zeros; give nnx.RNN an initial_carry instead "
+                "of a carry_init."
+            )
+        state = self.cell.initial_state(tuple(input_shape[:-1]), self.dtype)
+        return to_flax_carry(state)
+
+    @property
+    def num_feature_axes(self) -> int:
+        """One feature axis: inputs are ``[*batch, I]``."""
+        return 1
 
 
 def _pure_params(module: nnx.Module, expected: tuple[type, ...]) -> dict:

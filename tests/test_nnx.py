@@ -133,3 +133,69 @@ def test_gru_weights_convert_exactly_both_ways():
 def test_bad_input(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# ------------------------------------------------------------------- the cell adapter
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_cell_adapter_in_nnx_rnn_equals_nnx_own_cell_with_the_same_weights(kind):
+    """One NNX program, written for nnx.LSTMCell / nnx.GRUCell, run with theirs and with
+    CellAdapter over the converted weights: outputs and final carries (Flax's form) equal,
+    initial carry and seq_lengths included."""
+    if kind == "lstm":
+        theirs = nnx.LSTMCell(I, H, rngs=nnx.Rngs(7))
+        ours = lstmx_nnx.CellAdapter(lstmx.lstm(H), params=lstmx_nnx.from_nnx_lstm(theirs))
+        carry0 = tuple(jax.random.normal(jax.random.key(k), (B, H)) for k in (2, 3))
+    else:
+        theirs = nnx.GRUCell(I, H, rngs=nnx.Rngs(5))
+        ours = lstmx_nnx.CellAdapter(lstmx.gru(H), params=lstmx_nnx.from_nnx_gru(theirs))
+        carry0 = jax.random.normal(jax.random.key(2), (B, H))
+    xs, lengths = _xs(1), jnp.array([T, 2, 4])
+    for cell_carry in (None, carry0):
+        results = [
+            nnx.RNN(cell, return_carry=True)(xs, initial_carry=cell_carry, seq_lengths=lengths)
+            for cell in (theirs, ours)
+        ]
+        chex.assert_trees_all_close(results[1], results[0], **TOL)
+
+
+def test_cell_adapter_equals_lstmx_scan_and_trains_through_nnx_rnn():
+    cell = lstmx.variant("cifg", H)
+    adapter = lstmx_nnx.CellAdapter(cell, I, rngs=nnx.Rngs(0))
+    xs = _xs(2)
+    layer = nnx.RNN(adapter, return_carry=True)
+    (c, h), ys = layer(xs)
+    final, ys_ref = lstmx.scan(cell, adapter.params_tree(), xs)
+    chex.assert_trees_all_close((c, h, ys), (final.c, final.h, ys_ref), **TOL)
+
+    def loss_nnx(layer):
+        return jnp.sum(layer(xs)[1] ** 2)
+
+    grads = nnx.grad(loss_nnx)(layer)
+    grads_ref = jax.grad(lambda p: jnp.sum(lstmx.scan(cell, p, xs)[1] ** 2))(adapter.params_tree())
+    ours = nnx.to_pure_dict(grads)["cell"]["params"]
+    expected = {name: g for name, g in grads_ref._asdict().items() if g is not None}
+    chex.assert_trees_all_close({name: ours[name] for name in expected}, expected, **TOL)
+    assert set(ours) == set(expected)
+
+
+def test_cell_adapter_goes_inside_nnx_bidirectional():
+    forward, backward = (
+        lstmx_nnx.CellAdapter(lstmx.gru(H), I, rngs=nnx.Rngs(seed)) for seed in (1, 2)
+    )
+    xs = _xs(3)
+    ys = nnx.Bidirectional(nnx.RNN(forward), nnx.RNN(backward))(xs)
+    _, ys_forward = lstmx.scan(forward.cell, forward.params_tree(), xs)
+    _, ys_backward = lstmx.scan(backward.cell, backward.params_tree(), xs, reverse=True)
+    chex.assert_trees_all_close(ys, jnp.concatenate([ys_forward, ys_backward], -1), **TOL)
+
+
+def test_cell_adapter_refuses_a_carry_init_and_a_carry_of_the_wrong_form():
+    adapter = lstmx_nnx.CellAdapter(lstmx.lstm(H), I, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="give nnx.RNN an initial_carry instead"):
+        adapter.initialize_carry((B, I), carry_init=nnx.initializers.zeros)
+    with pytest.raises(TypeError, match=r"an LSTM's carry is Flax's \(c, h\) tuple"):
+        adapter(lstmx.LSTMState(jnp.zeros((B, H)), jnp.zeros((B, H))), _xs()[:, 0])
+    with pytest.raises(TypeError, match="cell must be an lstmx.Cell"):
+        lstmx_nnx.CellAdapter(nnx.LSTMCell(I, H, rngs=nnx.Rngs(0)), I, rngs=nnx.Rngs(0))
