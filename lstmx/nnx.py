@@ -42,6 +42,26 @@ def _is_variable(value: Any) -> bool:
     return isinstance(value, nnx.Variable)
 
 
+def _held_params(owner: str, cell: Any, input_size, rngs, dtype, params) -> Any:
+    """The params an NNX module holds: ``cell.init(rngs.params(), input_size, dtype)`` or
+    the given ``params``, not both; each array an ``nnx.Param``."""
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be an lstmx.Cell, got {type(cell).__name__}.")
+    if (params is None) == (input_size is None or rngs is None):
+        raise ValueError(
+            f"{owner} needs either input_size and rngs (to initialise params) or params, "
+            f"got input_size={input_size!r}, rngs={rngs!r} and params of type "
+            f"{type(params).__name__}."
+        )
+    if params is None:
+        params = cell.init(rngs.params(), input_size, dtype)
+    return nnx.data(jax.tree_util.tree_map(nnx.Param, params))
+
+
+def _plain(params: Any) -> Any:
+    return jax.tree_util.tree_map(lambda v: v[...], params, is_leaf=_is_variable)
+
+
 class RNN(nnx.Module):
     """An lstmx cell run over sequences, its params held as ``nnx.Param`` variables.
 
@@ -63,22 +83,12 @@ class RNN(nnx.Module):
     ) -> None:
         """Either initialises the params, ``cell.init(rngs.params(), input_size, dtype)``, or
         holds given ``params`` (e.g. converted from PyTorch or Flax), not both."""
-        if not isinstance(cell, Cell):
-            raise TypeError(f"cell must be an lstmx.Cell, got {type(cell).__name__}.")
-        if (params is None) == (input_size is None or rngs is None):
-            raise ValueError(
-                "RNN needs either input_size and rngs (to initialise params) or params, "
-                f"got input_size={input_size!r}, rngs={rngs!r} and params of type "
-                f"{type(params).__name__}."
-            )
-        if params is None:
-            params = cell.init(rngs.params(), input_size, dtype)
         self.cell = cell
-        self.params = nnx.data(jax.tree_util.tree_map(nnx.Param, params))
+        self.params = _held_params("RNN", cell, input_size, rngs, dtype, params)
 
     def cell_params(self) -> Any:
         """The params as plain arrays, the NamedTuple ``cell.step`` takes."""
-        return jax.tree_util.tree_map(lambda v: v[...], self.params, is_leaf=_is_variable)
+        return _plain(self.params)
 
     def __call__(
         self,
@@ -128,23 +138,13 @@ class CellAdapter(nnx.RNNCellBase):
         params: Any = None,
     ) -> None:
         """As :class:`RNN`: ``input_size`` and ``rngs`` to initialise, or ``params``."""
-        if not isinstance(cell, Cell):
-            raise TypeError(f"cell must be an lstmx.Cell, got {type(cell).__name__}.")
-        if (params is None) == (input_size is None or rngs is None):
-            raise ValueError(
-                "CellAdapter needs either input_size and rngs (to initialise params) or "
-                f"params, got input_size={input_size!r}, rngs={rngs!r} and params of type "
-                f"{type(params).__name__}."
-            )
-        if params is None:
-            params = cell.init(rngs.params(), input_size, dtype)
         self.cell = cell
         self.dtype = dtype
-        self.params = nnx.data(jax.tree_util.tree_map(nnx.Param, params))
+        self.params = _held_params("CellAdapter", cell, input_size, rngs, dtype, params)
 
     def params_tree(self) -> Any:
         """The params as plain arrays, the NamedTuple ``cell.step`` takes."""
-        return jax.tree_util.tree_map(lambda v: v[...], self.params, is_leaf=_is_variable)
+        return _plain(self.params)
 
     def __call__(self, carry: Any, inputs: Array) -> tuple[Any, Array]:
         """One step: ``carry`` as :meth:`initialize_carry` gives it, ``inputs [*batch, I]``;
