@@ -10,63 +10,9 @@ Quick use::
 
 # Re-exports; __all__ below is built from cells.__all__ and sequence.__all__.
 from lstmx import cells, convert, diagnostics, sequence, tasks  # noqa: F401
-from lstmx.cells import (  # noqa: F401
-    Cell,
-    FGRState,
-    GRUOptions,
-    GRUParams,
-    GRUState,
-    IndRNNOptions,
-    IndRNNParams,
-    IndRNNState,
-    LSTMOptions,
-    LSTMParams,
-    LSTMState,
-    MGUOptions,
-    MGUParams,
-    MGUState,
-    MinGRUOptions,
-    MinGRUParams,
-    MinLSTMOptions,
-    MinLSTMParams,
-    MinRNNState,
-    RegularizedOptions,
-    RNNOptions,
-    RNNParams,
-    RNNState,
-    SLSTMOptions,
-    SLSTMParams,
-    SLSTMState,
-    gru,
-    indrnn,
-    lstm,
-    mgu,
-    min_gru,
-    min_lstm,
-    regularized,
-    rnn,
-    sigmoid,
-    slstm,
-    step_with_gates,
-    variant,
-    variant_names,
-    variant_summary,
-)
+from lstmx.cells import *  # noqa: F403
 from lstmx.describe import Description, ParameterRow, describe  # noqa: F401
-from lstmx.sequence import (  # noqa: F401
-    Bidirectional,
-    BidirectionalParams,
-    BidirectionalState,
-    StackOptions,
-    StackParams,
-    StackState,
-    StepKey,
-    bidirectional,
-    scan,
-    scan_stepwise,
-    stack,
-    step_key,
-)
+from lstmx.sequence import *  # noqa: F403
 
 __version__ = "0.1.0"
 

@@ -31,8 +31,8 @@ import numpy as np
 from jax import lax
 
 from lstmx import _checks
-from lstmx.cells import Cell, step_with_gates
-from lstmx.sequence import StackOptions, StackState
+from lstmx.cells import Cell
+from lstmx.sequence import StackState
 
 Array = jax.Array
 
@@ -220,7 +220,7 @@ class GateStats(NamedTuple):
 def gate_activations(cell: Cell, params: Any, xs: Array, state: Any = None) -> dict[str, Array]:
     r"""The activation of every gate at every step of ``cell`` run over ``xs``.
 
-    The gates come from the cell's own equations (:func:`lstmx.step_with_gates`), so they
+    The gates come from the cell's own equations (``cell.step_with_gates``), so they
     are exactly what the cell computes. Gates returned, in the order of the kernels' blocks:
 
     * LSTM: the sigmoid gates with weights (``i``, ``f``, ``o``; CIFG's ``i = 1 - f`` and
@@ -286,20 +286,14 @@ def _layer_gates(cell: Cell, params: Any, xs: Array, state: Any, names: list | N
 
     ``names``, if given, receives the gate names in the order the equations produce them.
     """
-    if isinstance(cell.options, StackOptions):
-        gates = {}
-        for index, layer in enumerate(cell.options.layers):
-            layer_names = None if names is None else []
-            layer_gates, xs = _layer_gates(
-                layer, params.layers[index], xs, state.layers[index], layer_names
-            )
-            gates.update({f"layers[{index}].{name}": v for name, v in layer_gates.items()})
-            if names is not None:
-                names.extend(f"layers[{index}].{name}" for name in layer_names)
-        return gates, xs
+    if cell.step_with_gates is None:
+        raise TypeError(
+            "gate diagnostics need a cell with step_with_gates (every lstmx cell and stack has "
+            "one); this cell was built by hand without it."
+        )
 
     def body(previous, x):
-        new, y, gates = step_with_gates(cell, params, previous, x)
+        new, y, gates = cell.step_with_gates(params, previous, x)
         if names is not None:
             names.extend(gates)
         return new, (gates, y)

@@ -368,18 +368,31 @@ def stack(cells: Sequence[Cell]) -> Cell:
             if len(value.layers) != len(cells):
                 raise ValueError(f"{name} has {len(value.layers)} layers, the stack {len(cells)}.")
 
-    def step(params: StackParams, state: StackState, x: Array, key: StepKey | None = None):
+    def step_with_gates(
+        params: StackParams, state: StackState, x: Array, key: StepKey | None = None
+    ) -> tuple[StackState, Array, dict[str, Array]]:
+        """The stack's step and every layer's gates, as ``{"layers[l].<gate>": [*batch, H]}``."""
         check(params, state)
-        new_states, y = [], x
+        new_states, y, gates = [], x, {}
         for index, cell in enumerate(cells):
             layer_params, layer_state = params.layers[index], state.layers[index]
+            randomness = {}
             if key is not None and _is_stochastic(cell):  # each layer its own randomness
-                layer_key = StepKey(*(jax.random.fold_in(k, index) for k in key))
-                layer_state, y = cell.step(layer_params, layer_state, y, key=layer_key)
+                randomness = {"key": StepKey(*(jax.random.fold_in(k, index) for k in key))}
+            if cell.step_with_gates is None:  # a cell built by hand: no gates to report
+                layer_state, y = cell.step(layer_params, layer_state, y, **randomness)
+                layer_gates = {}
             else:
-                layer_state, y = cell.step(layer_params, layer_state, y)
+                layer_state, y, layer_gates = cell.step_with_gates(
+                    layer_params, layer_state, y, **randomness
+                )
             new_states.append(layer_state)
-        return StackState(tuple(new_states)), y
+            gates.update({f"layers[{index}].{name}": v for name, v in layer_gates.items()})
+        return StackState(tuple(new_states)), y, gates
+
+    def step(params: StackParams, state: StackState, x: Array, key: StepKey | None = None):
+        new_state, y, _ = step_with_gates(params, state, x, key)
+        return new_state, y
 
     def fast_scan(params, state, xs, valid, reverse, unroll):
         """Layer by layer, each on its own fast path."""
@@ -397,6 +410,7 @@ def stack(cells: Sequence[Cell]) -> Cell:
         output_size=cells[-1].output_size,
         options=StackOptions(cells),
         fast_scan=fast_scan,
+        step_with_gates=step_with_gates,
     )
 
 

@@ -572,16 +572,12 @@ DESCRIBE_AND_DIAGNOSTICS = [
         r"xs must be \[\*batch, T, I\], got shape \(3,\)",
     ),
     (
-        "gate_activations_cell_without_options",
-        lambda: diagnostics.gate_activations(LSTM._replace(options=None), LSTM_PARAMS, _ZEROS_XS),
+        "gate_activations_cell_without_step_with_gates",
+        lambda: diagnostics.gate_activations(
+            LSTM._replace(step_with_gates=None), LSTM_PARAMS, _ZEROS_XS
+        ),
         TypeError,
-        r"step_with_gates needs a single lstmx cell",
-    ),
-    (
-        "step_with_gates_of_a_stack",
-        lambda: lstmx.step_with_gates(STACK, STACK_PARAMS, STACK.initial_state((2,)), X),
-        TypeError,
-        r"got a cell with options StackOptions",
+        r"gate diagnostics need a cell with step_with_gates",
     ),
 ]
 

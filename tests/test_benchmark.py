@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from _cli import run_module
 
+import lstmx
 from experiments.benchmark import harness as bench
 from experiments.benchmark import memory as memory_benchmark
 from experiments.benchmark import seeds as seeds_benchmark
@@ -67,6 +68,22 @@ def test_lstmx_flops_count_the_variants_weight_matrices():
     assert bench.contender_flops("torch:GRU", TINY, "inference") == bench.forward_flops(TINY, 3)
     prepared = bench.prepare("lstmx:gru", TINY, _xs(TINY), ["inference"])
     assert prepared.steps["inference"].flops == bench.forward_flops(TINY, 3)
+
+
+@pytest.mark.parametrize("variant", lstmx.variant_names())
+def test_every_variants_flops_are_its_matrix_entries(variant):
+    # Independent of the options' own count: every params leaf of two or more axes but the
+    # peepholes p [3, H] (elementwise) is a matrix that each step multiplies, sLSTM's
+    # block-diagonal [K, d, 4d] included; 2 FLOPs per entry per example and step.
+    cell = lstmx.variant(variant, 8)
+    params = jax.eval_shape(lambda: cell.init(jax.random.key(0), 3))
+    entries = sum(
+        leaf.size
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
+        if leaf.ndim >= 2 and jax.tree_util.keystr(path) != ".p"
+    )
+    shape = bench.Shape(batch=2, steps=5, inputs=3, hidden=8)
+    assert bench.contender_flops(f"lstmx:{variant}", shape, "inference") == 2 * 2 * 5 * entries
 
 
 def test_parse_shape():

@@ -92,6 +92,11 @@ CASES = [
         shapes=_stack_shapes,
     ),
     CellCase(
+        "janet_chrono",
+        lambda: lstmx.janet(H, init="chrono", t_max=10),
+        shapes=lambda i: [(i, 2 * H), (H, 2 * H), (2 * H,)],  # [W_xf | W_xc], [W_hf | W_hc], b
+    ),
+    CellCase(
         "lstm_chrono",
         lambda: lstmx.lstm(H, init="chrono", t_max=10),
         shapes=_documented_shapes("lstm"),
@@ -142,6 +147,27 @@ parametrize_cases = pytest.mark.parametrize("case", CASES, ids=[case.name for ca
 def test_every_named_variant_has_a_row():
     names = {case.name for case in CASES}
     assert set(lstmx.variant_names()) <= names
+
+
+def test_every_public_name_is_exported_and_exists():
+    import importlib
+    import pkgutil
+
+    modules = [
+        importlib.import_module(f"lstmx.cells.{info.name}")
+        for info in pkgutil.iter_modules(lstmx.cells.__path__)
+        # lstm_backward is the fast path's machinery, reached as a module, not re-exported.
+        if not info.name.startswith("_") and info.name != "lstm_backward"
+    ]
+    assert "janet" in {module.__name__.rsplit(".", 1)[1] for module in modules}
+    for module in modules:
+        assert set(module.__all__) <= set(lstmx.cells.__all__), module.__name__
+    assert set(lstmx.sequence.__all__) <= set(lstmx.__all__)
+    assert set(lstmx.cells.__all__) - set(lstmx.__all__) == {"lstm_gate_blocks"}
+    for name in lstmx.__all__:
+        assert getattr(lstmx, name) is not None, name
+    for name in lstmx.cells.__all__:
+        assert getattr(lstmx.cells, name) is not None, name
 
 
 # --------------------------------------------------------------------------------------

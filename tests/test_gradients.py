@@ -27,6 +27,7 @@ import lstmx
         ("cifg", lstmx.scan, ("rev",)),
         ("niaf", lstmx.scan, ("rev",)),
         ("gru", lstmx.scan, ("rev",)),
+        ("janet", lstmx.scan, ("rev",)),
         # scan_stepwise supports forward mode too; Cho's GRU has no fast path.
         ("peephole", lstmx.scan_stepwise, ("rev", "fwd")),
         ("gru_cho", lstmx.scan_stepwise, ("rev",)),
@@ -37,6 +38,7 @@ import lstmx
         "cifg-fast_path",
         "niaf-fast_path",
         "gru-fast_path",
+        "janet-fast_path",
         "peephole-stepwise",
         "gru_cho-stepwise",
     ],

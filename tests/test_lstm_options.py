@@ -166,9 +166,9 @@ def test_layer_norm_statistics_are_over_all_gate_blocks():
     # gate moves (a per-gate LN would leave the other gates alone).
     x = jnp.asarray(_xs(6, (I,)))
     state = cell.initial_state(())
-    _, _, gates = lstmx.step_with_gates(cell, params, state, x)
+    _, _, gates = cell.step_with_gates(params, state, x)
     shifted = params._replace(w_x=params.w_x.at[:, :H].add(3.0))
-    _, _, gates2 = lstmx.step_with_gates(cell, shifted, state, x)
+    _, _, gates2 = cell.step_with_gates(shifted, state, x)
     assert float(jnp.max(jnp.abs(gates2["o"] - gates["o"]))) > 1e-3
 
 

@@ -436,7 +436,7 @@ def test_step_with_gates(name, gates):
     params = _random_params(cell, 3)
     state = cell.initial_state((2,))
     x = jnp.asarray(_normal(2, 3))
-    new_state, y, got = lstmx.step_with_gates(cell, params, state, x)
+    new_state, y, got = cell.step_with_gates(params, state, x)
     assert list(got) == gates
     chex.assert_trees_all_close((new_state, y), cell.step(params, state, x), rtol=0, atol=0)
 

@@ -287,9 +287,7 @@ def test_registration_describe_and_gates():
     assert description.total == 10 * 512 + 4 * 32 * 128 + 512 == 22016
     assert all(row.role for row in description.rows)
     cell, params = _params(jax.random.key(0))
-    state, y, gates = lstmx.step_with_gates(
-        cell, params, cell.initial_state((2,)), jnp.ones((2, I))
-    )
+    state, y, gates = cell.step_with_gates(params, cell.initial_state((2,)), jnp.ones((2, I)))
     assert list(gates) == ["i", "f", "g", "o"]  # g: the paper's z, named as the LSTM's
     assert all(g.shape == (2, H) for g in gates.values())
     assert float(jnp.max(gates["i"])) <= 1.0 and float(jnp.max(gates["f"])) <= 1.0

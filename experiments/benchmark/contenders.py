@@ -135,15 +135,11 @@ def library_of(contender: str) -> str:
 
 
 def _variant_family(variant: str) -> str:
-    """``"lstm"``, ``"gru"`` or ``"rnn"``: which peers compare with an lstmx variant."""
+    """The family an lstmx variant's options name (``"lstm"``, ``"gru"``, ``"min_gru"`` …):
+    which peers compare with it. Families with no peer here get none."""
     import lstmx
 
-    params = jax.eval_shape(lambda: lstmx.variant(variant, 4).init(jax.random.key(0), 2))
-    if isinstance(params, lstmx.GRUParams):
-        return "gru"
-    if isinstance(params, lstmx.RNNParams):
-        return "rnn"
-    return "lstm"
+    return lstmx.variant(variant, 4).options.family
 
 
 def family(contender: str) -> str:
@@ -224,20 +220,12 @@ def train_flops(shape: Shape, gate_blocks: int) -> int:
     return 3 * forward_flops(shape, gate_blocks)
 
 
-def _weight_entries(params: Any) -> int:
-    """Entries of the 2-D weight matrices of lstmx params (``w_x``, ``w_h``, ``w_gates``)."""
-    return sum(
-        int(np.prod(getattr(params, name).shape))
-        for name in ("w_x", "w_h", "w_gates")
-        if getattr(params, name, None) is not None
-    )
-
-
 def contender_flops(contender: str, shape: Shape, mode: str = "train") -> int:
     """The analytic FLOPs of one call of a contender's step (module docstring).
 
-    Peers use :func:`forward_flops` with their family's ``G``; lstmx variants count the
-    entries of their own weight matrices, found with ``jax.eval_shape`` (nothing runs).
+    Peers use :func:`forward_flops` with their family's ``G``; an lstmx variant's options
+    count their own matrix products (``options.matmul_flops``, per example and step), so
+    the FGR block, LSTMP's projection and sLSTM's head blocks count as they are.
     """
     if mode not in MODES:
         raise ValueError(f"Unknown mode {mode!r}; modes are {', '.join(MODES)}.")
@@ -245,8 +233,7 @@ def contender_flops(contender: str, shape: Shape, mode: str = "train") -> int:
         import lstmx
 
         cell = lstmx.variant(contender.split(":", 1)[1], shape.hidden)
-        params = jax.eval_shape(lambda: cell.init(jax.random.key(0), shape.inputs))
-        forward = 2 * shape.batch * shape.steps * _weight_entries(params)
+        forward = shape.batch * shape.steps * cell.options.matmul_flops(shape.inputs)
     else:
         forward = forward_flops(shape, GATE_BLOCKS[family(contender)])
     return 3 * forward if mode == "train" else forward

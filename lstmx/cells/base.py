@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +30,7 @@ Array = jax.Array
 Params = Any
 State = Any
 
-__all__ = ["Cell", "sigmoid"]
+__all__ = ["Cell", "CellOptions", "sigmoid"]
 
 
 class Cell(NamedTuple):
@@ -51,6 +51,20 @@ class Cell(NamedTuple):
         :func:`lstmx.scan` (where ``valid`` is False the state is kept and the output is
         zero). It must agree with the step loop in values and gradients; the tests hold
         every cell's hook to :func:`lstmx.scan_stepwise`.
+      step_with_gates: ``step_with_gates(params, state, x) -> (state, y, gates)``, ``step``
+        that also returns the gate activations ``{name: [*batch, H]}`` computed by the same
+        equations (``{}`` for an Elman RNN); :mod:`lstmx.diagnostics` reads it. None for a
+        cell built by hand.
+
+    A cell's options record says the rest of what the cell is (every lstmx options record
+    has these; :class:`CellOptions` is the protocol):
+
+    * ``options.family``: the cell family's name (``"lstm"``, ``"gru"``, ...), which the
+      benchmark uses to pick the peers a cell is compared with;
+    * ``options.parameter_roles()``: ``{params field: what it does}``, for
+      :func:`lstmx.describe`;
+    * ``options.matmul_flops(input_size)``: the matrix-product FLOPs of one step for one
+      example, for the benchmark's FLOP rates.
     """
 
     init: Callable[..., Params]
@@ -59,6 +73,35 @@ class Cell(NamedTuple):
     output_size: int
     options: Any = None
     fast_scan: Callable[..., tuple[State, Array]] | None = None
+    step_with_gates: Callable[[Params, State, Array], tuple[State, Array, dict]] | None = None
+
+
+class CellOptions(Protocol):
+    """What every lstmx cell's options record provides beyond its fields (see :class:`Cell`)."""
+
+    family: str
+    hidden_size: int
+
+    def parameter_roles(self) -> dict[str, str]:
+        """``{params field: one line saying what it does}`` (fields without a role: absent)."""
+        ...
+
+    def matmul_flops(self, input_size: int) -> int:
+        """Matrix-product FLOPs of one step for one example: 2 per multiply-add."""
+        ...
+
+
+def blocks_text(blocks: Sequence[str]) -> str:
+    """``("i", "f", "g", "o")`` -> ``"[i f g o]"``, as the parameter roles name blocks."""
+    return "[" + " ".join(blocks) + "]"
+
+
+def kernel_roles(blocks: str, hidden_size: int, recurrent_note: str) -> dict[str, str]:
+    """The roles of ``w_x`` and ``w_h`` in a cell whose kernels both feed ``blocks``."""
+    return {
+        "w_x": f"input kernel W_x: x_t → {blocks}, {hidden_size} columns each",
+        "w_h": f"recurrent kernel W_h: h_{{t-1}} → {blocks}{recurrent_note}",
+    }
 
 
 class HiddenState(NamedTuple):
@@ -75,7 +118,7 @@ def make_cell(
     options: Any,
     init_params: Callable[..., Params],
     initial_state: Callable[..., State],
-    step_with_gates: Callable[..., tuple[State, Array, dict]],
+    gated_step: Callable[..., tuple[State, Array, dict]],
     fast_scan: Callable[..., tuple[State, Array]] | None = None,
     output_size: int | None = None,
 ) -> Cell:
@@ -85,8 +128,9 @@ def make_cell(
       options: the cell's frozen options record, passed first to each function below.
       init_params: ``init_params(options, key, input_size, dtype) -> params``.
       initial_state: ``initial_state(options, batch_shape, dtype) -> state``.
-      step_with_gates: ``step_with_gates(options, params, state, x) -> (state, y, gates)``;
-        the cell's ``step`` is this step without its gates.
+      gated_step: ``gated_step(options, params, state, x) -> (state, y, gates)``; the
+        cell's ``step_with_gates`` is it bound to ``options``, and ``step`` is that without
+        the gates.
       fast_scan: the cell's sequence path, already bound (see :class:`Cell`), or None.
       output_size: ``O``, the size of ``y``; ``options.hidden_size`` when None.
     """
@@ -110,13 +154,15 @@ def make_cell(
             )
         return initial_state(options, batch_shape, dtype)
 
+    step_with_gates = partial(gated_step, options)
     return Cell(
         init=init,
         initial_state=zeros,
-        step=drop_gates(partial(step_with_gates, options)),
+        step=drop_gates(step_with_gates),
         output_size=options.hidden_size if output_size is None else output_size,
         options=options,
         fast_scan=fast_scan,
+        step_with_gates=step_with_gates,
     )
 
 

@@ -73,6 +73,24 @@ class GRUOptions:
         base.check_bool("reset_after", self.reset_after)
         base.check_init(self.init, self.t_max)
 
+    family = "gru"
+
+    def parameter_roles(self) -> dict[str, str]:
+        """``{GRUParams field: its role}``, for :func:`lstmx.describe`."""
+        if self.reset_after:
+            reset = "; n block reset after the matmul: r ⊙ (h W_hn + b_hn)"
+        else:
+            reset = "; n block reset before the matmul: (r ⊙ h) W_hn (Cho et al.)"
+        return {
+            **base.kernel_roles("gate blocks [r z n]", self.hidden_size, reset),
+            "b_x": "input bias b_x of gate blocks [r z n]",
+            "b_h": "recurrent bias b_h of gate blocks [r z n], apart from b_x because of the reset",
+        }
+
+    def matmul_flops(self, input_size: int) -> int:
+        """``2 (I + H) 3H`` per step and example."""
+        return 2 * (input_size + self.hidden_size) * 3 * self.hidden_size
+
 
 def gru(
     hidden_size: int, *, reset_after: bool = True, init: str = "default", t_max: int | None = None
@@ -84,7 +102,7 @@ def gru(
     fast_scan = None
     if reset_after:
         fast_scan = base.fused_scan(options, project_inputs, pointwise, hand_backward())
-    return base.make_cell(options, init_params, initial_state, step_with_gates, fast_scan)
+    return base.make_cell(options, init_params, initial_state, gated_step, fast_scan)
 
 
 def init_params(
@@ -118,7 +136,7 @@ def project_inputs(options: GRUOptions, params: GRUParams, x: Array) -> Array:
     return base.affine(x, params.w_x, params.b_x)
 
 
-def step_with_gates(
+def gated_step(
     options: GRUOptions, params: GRUParams, state: GRUState, x: Array
 ) -> tuple[GRUState, Array, dict[str, Array]]:
     """One step that also returns the gates ``{"r", "z": sigmoid, "n": tanh}``."""

@@ -125,6 +125,22 @@ class IndRNNOptions:
                     f"input_std must be None or a positive number, got {self.input_std!r}."
                 )
 
+    family = "indrnn"
+
+    def parameter_roles(self) -> dict[str, str]:
+        """``{IndRNNParams field: its role}``, for :func:`lstmx.describe`."""
+        bound = self.recurrent_max
+        clip = f", clipped to |u| ≤ {bound:g} in the forward pass" if bound is not None else ""
+        return {
+            "w_x": "input kernel W_x: x_t → pre-activation",
+            "u": f"recurrent weights u: u ⊙ h_{{t-1}}, one per unit{clip}",
+            "b": "bias b",
+        }
+
+    def matmul_flops(self, input_size: int) -> int:
+        """``2 I H`` per step and example (the recurrence is elementwise)."""
+        return 2 * input_size * self.hidden_size
+
 
 def indrnn(
     hidden_size: int,
@@ -140,7 +156,7 @@ def indrnn(
     :func:`lstmx.scan` runs autodiff of ``lax.scan`` over its step.
     """
     options = IndRNNOptions(hidden_size, activation, recurrent_max, recurrent_min, input_std)
-    return base.make_cell(options, init_params, initial_state, step_with_gates)
+    return base.make_cell(options, init_params, initial_state, gated_step)
 
 
 def init_params(
@@ -183,7 +199,7 @@ def recurrent_weights(options: IndRNNOptions, params: IndRNNParams) -> Array:
     return jnp.clip(params.u, -bound, bound)
 
 
-def step_with_gates(options: IndRNNOptions, params: IndRNNParams, state: IndRNNState, x: Array):
+def gated_step(options: IndRNNOptions, params: IndRNNParams, state: IndRNNState, x: Array):
     """One step; an IndRNN has no gates, so the gates are ``{}``."""
     check_params(options, params)
     x = base.check_step(state, IndRNNState, options.hidden_size, x, params)

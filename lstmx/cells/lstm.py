@@ -227,6 +227,60 @@ class LSTMOptions:
         """Sigmoid gates with weights, in the order i, f, o (rows of ``p``, ``w_gates`` blocks)."""
         return tuple(name for name in self.blocks if name != "g")
 
+    family = "lstm"
+
+    def parameter_roles(self) -> dict[str, str]:
+        """``{LSTMParams field: its role}``, for :func:`lstmx.describe`."""
+        H, blocks, sigmoid_gates = self.hidden_size, self.blocks, self.sigmoid_gates
+        k = len(sigmoid_gates)
+        gates = f"gate blocks {base.blocks_text(blocks)}"
+        previous = [name for name in sigmoid_gates if name != "o"]
+        sees = "s" * (len(previous) == 1)
+        seen = [f"{', '.join(previous)} see{sees} c_{{t-1}}"] * bool(previous)
+        seen += ["o sees the new c_t"] * ("o" in sigmoid_gates)
+        peephole = f"; {', '.join(seen)}" if seen else ""
+        gate_rows = base.blocks_text(sigmoid_gates)
+        return {
+            "w_x": f"input kernel W_x: x_t → {gates}, {H} columns each{self._missing_gates()}",
+            "w_h": f"recurrent kernel W_h: h_{{t-1}} → {gates}",
+            "b": f"bias b of {gates}" + ("; holds the LN shifts β1 + β2" * self.layer_norm),
+            "p": f"diagonal peephole weights, one row per sigmoid gate {gate_rows}{peephole}",
+            "w_gates": (
+                f"full gate recurrence (Greff FGR): previous activations of {gate_rows} → "
+                f"their pre-activations, {k}×{k} blocks of {H}×{H}"
+            ),
+            "w_hr": f"projection W_hr (LSTMP): o ⊙ tanh(c_t) [{H}] → h_t [{self.proj_size}]",
+            "ln_h_gain": f"layer-norm gain α1 of h_{{t-1}} W_h, over all {gates}",
+            "ln_x_gain": f"layer-norm gain α2 of x_t W_x, over all {gates}",
+            "ln_c_gain": "layer-norm gain α3 of c_t in h_t = o ⊙ tanh(LN(c_t))",
+            "ln_c_shift": "layer-norm shift β3 of c_t in h_t = o ⊙ tanh(LN(c_t))",
+        }
+
+    def _missing_gates(self) -> str:
+        """The ablations, as they read in the input kernel's role ("; f = 1, ...")."""
+        notes = []
+        if self.coupled:
+            notes.append("i = 1 − f (coupled)")
+        elif not self.input_gate:
+            notes.append("i = 1")
+        if not self.forget_gate:
+            notes.append("f = 1")
+        if not self.output_gate:
+            notes.append("o = 1")
+        if not self.input_activation:
+            notes.append("g = z_g (no tanh)")
+        if not self.output_activation:
+            notes.append("h = o ⊙ c (no tanh)")
+        return f"; {', '.join(notes)}" if notes else ""
+
+    def matmul_flops(self, input_size: int) -> int:
+        """``2 (I G H + P_h G H + [FGR] (k H)^2 + [LSTMP] H P)`` per step and example."""
+        H, G, k = self.hidden_size, len(self.blocks), len(self.sigmoid_gates)
+        entries = (input_size + self.h_size) * G * H
+        entries += (k * H) ** 2 if self.full_gate_recurrence else 0
+        entries += H * self.proj_size if self.proj_size is not None else 0
+        return 2 * entries
+
 
 def lstm(
     hidden_size: int,
@@ -280,7 +334,7 @@ def lstm(
     hand = lstm_backward.hand_backward(options) if lstm_backward.supported(options) else None
     fast_scan = base.fused_scan(options, project_inputs, pointwise, hand)
     return base.make_cell(
-        options, init_params, initial_state, step_with_gates, fast_scan, output_size=options.h_size
+        options, init_params, initial_state, gated_step, fast_scan, output_size=options.h_size
     )
 
 
@@ -380,7 +434,7 @@ def project_inputs(options: LSTMOptions, params: LSTMParams, x: Array) -> Array:
     return z + jnp.broadcast_to(params.b, z.shape)
 
 
-def step_with_gates(
+def gated_step(
     options: LSTMOptions,
     params: LSTMParams,
     state: Any,

@@ -72,12 +72,27 @@ class MGUOptions:
         _checks.positive_int("hidden_size", self.hidden_size)
         base.check_bool("reset_gate", self.reset_gate)
 
+    family = "mgu"
+
+    def parameter_roles(self) -> dict[str, str]:
+        """``{MGUParams field: its role}``, for :func:`lstmx.describe`."""
+        gated = "; n block gated after the matmul: f ⊙ (h W_hn + b_hn)" if self.reset_gate else ""
+        return {
+            **base.kernel_roles("blocks [f n]", self.hidden_size, gated),
+            "b_x": "input bias b_x of blocks [f n] (b_f starts at 1)",
+            "b_hn": "recurrent bias b_hn of the candidate n, inside the gate product",
+        }
+
+    def matmul_flops(self, input_size: int) -> int:
+        """``2 (I + H) 2H`` per step and example."""
+        return 2 * (input_size + self.hidden_size) * 2 * self.hidden_size
+
 
 def mgu(hidden_size: int, *, reset_gate: bool = True) -> base.Cell:
     """A minimal gated unit (equations in this module's docstring; see :class:`MGUOptions`)."""
     options = MGUOptions(hidden_size, reset_gate=reset_gate)
     fast_scan = base.fused_scan(options, project_inputs, pointwise)
-    return base.make_cell(options, init_params, initial_state, step_with_gates, fast_scan)
+    return base.make_cell(options, init_params, initial_state, gated_step, fast_scan)
 
 
 def init_params(
@@ -113,7 +128,7 @@ def project_inputs(options: MGUOptions, params: MGUParams, x: Array) -> Array:
     return base.affine(x, params.w_x, params.b_x)
 
 
-def step_with_gates(
+def gated_step(
     options: MGUOptions, params: MGUParams, state: MGUState, x: Array
 ) -> tuple[MGUState, Array, dict[str, Array]]:
     """One step that also returns the gates ``{"f": sigmoid, "n": tanh}``."""

@@ -144,10 +144,40 @@ class MinGRUOptions(_MinOptions):
         "auto" (default), parallel unless ``jax.default_backend()`` is "cpu".
     """
 
+    family = "min_gru"
+
+    def parameter_roles(self) -> dict[str, str]:
+        """``{MinGRUParams field: its role}``, for :func:`lstmx.describe`."""
+        H = self.hidden_size
+        return {
+            "w_x": f"input kernel W_x: x_t → blocks [z h̃], {H} columns each (no recurrent kernel)",
+            "b": "bias b of blocks [z h̃]",
+        }
+
+    def matmul_flops(self, input_size: int) -> int:
+        """``2 I 2H`` per step and example: no recurrent matmul."""
+        return 2 * input_size * 2 * self.hidden_size
+
 
 @dataclasses.dataclass(frozen=True)
 class MinLSTMOptions(_MinOptions):
     """What a minLSTM cell is (attributes as :class:`MinGRUOptions`)."""
+
+    family = "min_lstm"
+
+    def parameter_roles(self) -> dict[str, str]:
+        """``{MinLSTMParams field: its role}``, for :func:`lstmx.describe`."""
+        H = self.hidden_size
+        return {
+            "w_x": (
+                f"input kernel W_x: x_t → blocks [f i h̃], {H} columns each (no recurrent kernel)"
+            ),
+            "b": "bias b of blocks [f i h̃]",
+        }
+
+    def matmul_flops(self, input_size: int) -> int:
+        """``2 I 3H`` per step and example: no recurrent matmul."""
+        return 2 * input_size * 3 * self.hidden_size
 
 
 _PARAMS = {MinGRUOptions: (MinGRUParams, 2), MinLSTMOptions: (MinLSTMParams, 3)}
@@ -165,7 +195,7 @@ def min_lstm(hidden_size: int, *, parallel: bool | str = "auto") -> base.Cell:
 
 def _cell(options: MinGRUOptions | MinLSTMOptions) -> base.Cell:
     fast = partial(fast_scan, options)
-    return base.make_cell(options, init_params, initial_state, step_with_gates, fast)
+    return base.make_cell(options, init_params, initial_state, gated_step, fast)
 
 
 def init_params(options: Any, key: Array, input_size: int, dtype: Any = jnp.float32):
@@ -247,7 +277,7 @@ def log_coefficients(options: Any, params: Any, x: Array) -> tuple[Array, Array]
     return -jax.nn.softplus(diff), -jax.nn.softplus(-diff) + log_g(v)
 
 
-def step_with_gates(
+def gated_step(
     options: Any, params: Any, state: MinRNNState, x: Array
 ) -> tuple[MinRNNState, Array, dict[str, Array]]:
     """One step in linear space; gates ``{"z"}`` (minGRU) or ``{"f", "i"}`` (minLSTM, the

@@ -38,6 +38,7 @@ batch has its own masks. All rates 0 give exactly the wrapped cell.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Any
 
 import jax
@@ -76,6 +77,24 @@ class RegularizedOptions:
 
     stochastic = True
     """A regularised cell has randomness: its step takes an optional ``key``."""
+
+    @property
+    def family(self) -> str:
+        """The wrapped cell's family: regularisation does not change what a cell is."""
+        return getattr(self.cell.options, "family", "custom")
+
+    @property
+    def hidden_size(self) -> int:
+        return getattr(self.cell.options, "hidden_size", self.cell.output_size)
+
+    def parameter_roles(self) -> dict[str, str]:
+        """The wrapped cell's (none for a cell built by hand): the params are its params."""
+        inner = self.cell.options
+        return inner.parameter_roles() if hasattr(inner, "parameter_roles") else {}
+
+    def matmul_flops(self, input_size: int) -> int:
+        """The wrapped cell's: the masks are elementwise."""
+        return self.cell.options.matmul_flops(input_size)
 
     def __post_init__(self):
         if not isinstance(self.cell, Cell):
@@ -135,7 +154,7 @@ def regularized(
     plain = zoneout_h == 0 and zoneout_c == 0
 
     def step(params: Params, state: State, x: Array, key: Any = None) -> tuple[State, Array]:
-        new_state, y, _ = step_with_gates(options, params, state, x, key)
+        new_state, y, _ = gated_step(options, params, state, x, key)
         return new_state, y
 
     return Cell(
@@ -145,16 +164,17 @@ def regularized(
         output_size=cell.output_size,
         options=options,
         fast_scan=cell.fast_scan if plain else None,
+        step_with_gates=partial(gated_step, options),
     )
 
 
-def step_with_gates(
+def gated_step(
     options: RegularizedOptions, params: Params, state: State, x: Array, key: Any = None
 ) -> tuple[State, Array, dict[str, Array]]:
-    """One regularised step; the gates are the wrapped cell's (:func:`lstmx.step_with_gates`)."""
-    # The package's dispatch over cell families; imported here as the package imports us.
-    from lstmx.cells import step_with_gates as inner_step_with_gates
+    """One regularised step; the gates are the wrapped cell's ``step_with_gates``.
 
+    A wrapped cell without one (built by hand) runs its ``step`` and reports no gates.
+    """
     if key is not None and not (hasattr(key, "sequence") and hasattr(key, "step")):
         raise TypeError(
             "key must be an lstmx.StepKey (lstmx.step_key(key, t)), got "
@@ -168,11 +188,14 @@ def step_with_gates(
             read_state = state._replace(h=state.h * mask)
     if key is not None and options.candidate_dropout:
         mask = _keep_mask(key.step, 4, options.candidate_dropout, state.c)
-        new_state, y, gates = lstm.step_with_gates(
+        new_state, y, gates = lstm.gated_step(
             options.cell.options, params, read_state, read_x, candidate_mask=mask
         )
+    elif options.cell.step_with_gates is None:
+        new_state, y = options.cell.step(params, read_state, read_x)
+        gates = {}
     else:
-        new_state, y, gates = inner_step_with_gates(options.cell, params, read_state, read_x)
+        new_state, y, gates = options.cell.step_with_gates(params, read_state, read_x)
     for index, field, rate in ((2, "h", options.zoneout_h), (3, "c", options.zoneout_c)):
         if rate:
             old, new = getattr(state, field), getattr(new_state, field)

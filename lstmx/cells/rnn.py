@@ -40,13 +40,27 @@ class RNNOptions:
         if not callable(self.activation):
             raise TypeError(f"activation must be callable, got {type(self.activation).__name__}.")
 
+    family = "rnn"
+
+    def parameter_roles(self) -> dict[str, str]:
+        """``{RNNParams field: its role}``, for :func:`lstmx.describe`."""
+        return {
+            "w_x": "input kernel W_x: x_t → pre-activation",
+            "w_h": "recurrent kernel W_h: h_{t-1} → pre-activation",
+            "b": "bias b",
+        }
+
+    def matmul_flops(self, input_size: int) -> int:
+        """``2 (I + H) H`` per step and example."""
+        return 2 * (input_size + self.hidden_size) * self.hidden_size
+
 
 def rnn(hidden_size: int, activation: Callable[[Array], Array] = jnp.tanh) -> base.Cell:
     """An Elman RNN cell, initialised like the LSTM: lecun-normal ``w_x``, orthogonal
     ``w_h``, zero ``b``."""
     options = RNNOptions(hidden_size, activation)
     fast_scan = base.fused_scan(options, project_inputs, pointwise)
-    return base.make_cell(options, init_params, initial_state, step_with_gates, fast_scan)
+    return base.make_cell(options, init_params, initial_state, gated_step, fast_scan)
 
 
 def init_params(
@@ -69,7 +83,7 @@ def project_inputs(options: RNNOptions, params: RNNParams, x: Array) -> Array:
     return base.affine(x, params.w_x, params.b)
 
 
-def step_with_gates(options: RNNOptions, params: RNNParams, state: RNNState, x: Array):
+def gated_step(options: RNNOptions, params: RNNParams, state: RNNState, x: Array):
     """One step; an Elman RNN has no gates, so the gates are ``{}``."""
     check_params(options, params)
     x = base.check_step(state, RNNState, options.hidden_size, x, params)

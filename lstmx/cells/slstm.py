@@ -136,6 +136,25 @@ class SLSTMOptions:
         """``d = hidden_size / num_heads``."""
         return self.hidden_size // self.num_heads
 
+    family = "slstm"
+
+    def parameter_roles(self) -> dict[str, str]:
+        """``{SLSTMParams field: its role}``, for :func:`lstmx.describe`."""
+        H, K, d = self.hidden_size, self.num_heads, self.head_size
+        return {
+            "w_x": f"input kernel W_x: x_t → gate blocks [i f z o], {H} columns each",
+            "w_h": (
+                f"block-diagonal recurrent kernel R, {K} head blocks of {d}×{4 * d}: "
+                f"head k's h_{{t-1}} → its columns of [i f z o]"
+            ),
+            "b": f"bias b of gate blocks [i f z o] (forget gate {self.forget_gate})",
+        }
+
+    def matmul_flops(self, input_size: int) -> int:
+        """``2 (I 4H + K d 4d)`` per step and example (the recurrent kernel is block-diagonal)."""
+        H, K, d = self.hidden_size, self.num_heads, self.head_size
+        return 2 * (input_size * 4 * H + K * d * 4 * d)
+
 
 def slstm(
     hidden_size: int, *, num_heads: int = 4, forget_gate: str = "sigmoid", init: str = "default"
@@ -153,7 +172,7 @@ def slstm(
       fast path: :func:`lstmx.scan` runs autodiff of ``lax.scan`` over its step.
     """
     options = SLSTMOptions(hidden_size, num_heads=num_heads, forget_gate=forget_gate, init=init)
-    return base.make_cell(options, init_params, initial_state, step_with_gates)
+    return base.make_cell(options, init_params, initial_state, gated_step)
 
 
 def init_params(
@@ -194,7 +213,7 @@ def recurrent(options: SLSTMOptions, w_h: Array, h: Array) -> Array:
     return per_gate.reshape(*batch, 4 * K * d)
 
 
-def step_with_gates(
+def gated_step(
     options: SLSTMOptions, params: SLSTMParams, state: SLSTMState, x: Array
 ) -> tuple[SLSTMState, Array, dict[str, Array]]:
     """One step that also returns ``{"i": i', "f": f', "g": tanh(z̃), "o": σ(õ)}``.

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from lstmx.cells.base import Cell
 from lstmx.cells.gru import gru
 from lstmx.cells.indrnn import indrnn
+from lstmx.cells.janet import janet
 from lstmx.cells.lstm import lstm
 from lstmx.cells.mgu import mgu
 from lstmx.cells.min_rnn import min_gru, min_lstm
@@ -56,6 +57,9 @@ _VARIANTS: dict[str, _Variant] = {
     "noaf": _Variant(lstm, {"peephole": True, "output_activation": False}, "V, h = o*c"),
     "np": _Variant(lstm, {}, "V without peepholes (= lstm)"),
     "fgr": _Variant(lstm, {"peephole": True, "full_gate_recurrence": True}, "V + 9 gate matrices"),
+    "janet": _Variant(
+        janet, {}, "JANET, forget gate only, h = c (van der Westhuizen & Lasenby 2018)"
+    ),
     "mgu": _Variant(mgu, {}, "minimal gated unit, one gate f (Zhou et al. 2016; Flax MGUCell)"),
     "indrnn": _Variant(indrnn, {}, "IndRNN, relu, elementwise recurrence u ⊙ h (Li et al. 2018)"),
     "min_gru": _Variant(min_gru, {}, "minGRU, gates read x only (Feng et al. 2024)"),
