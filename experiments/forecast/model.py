@@ -34,6 +34,7 @@ import io
 import math
 import os
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -485,12 +486,19 @@ def _history_points(chunk: resume.Chunk, wall_time: float) -> list[dict]:
     ]
 
 
+def variant_seed(name: str) -> int:
+    """A stable 31-bit integer of a variant's name (CRC-32), folded into the seed's key:
+    the same on every machine and Python, unlike ``hash``, and unmoved when a variant is
+    added to the table (a position would move)."""
+    return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
+
+
 def _experiment(
     config: Config, name: str, workdir: Path, windows: tuple, test_targets: np.ndarray, scale
 ) -> resume.Experiment:
     """The resumable loop's view of one variant's training (one seed)."""
     forecaster = make_forecaster(name, config.hidden_size, config.horizon)
-    key = jax.random.fold_in(jax.random.key(config.seed), variant_names().index(name))
+    key = jax.random.fold_in(jax.random.key(config.seed), variant_seed(name))
     settings = _variant_settings(config, name)
     trainer = make_trainer(
         forecaster,
@@ -553,9 +561,9 @@ def run_forecast(
     checkpointed in ``workdir/checkpoints`` and kept (the trained model), and its record
     goes to ``workdir/records/forecast_{variant}.json``. Started again with the same
     settings, a finished variant is not trained again, an unfinished one resumes, and a
-    larger ``steps`` trains on. Each variant's key is ``fold_in(key(seed), index in
-    lstmx.variant_names())``, so a variant's numbers do not depend on which others are
-    trained alongside it.
+    larger ``steps`` trains on. Each variant's key is ``fold_in(key(seed),
+    variant_seed(name))``, a stable hash of its name, so a variant's numbers depend neither
+    on which others are trained alongside it nor on the order of lstmx's variant table.
 
     Returns:
       ``{"config", "series", "split", "mean", "std", "test_variance", "test_targets",
