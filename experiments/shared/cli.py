@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 from absl import flags
 
-from experiments.shared import resume, watchdog
+from experiments.shared import memory, resume, watchdog
 
 
 def start(program: str, argv: list[str]) -> None:
@@ -136,7 +136,8 @@ def supervised(
     """The watchdog (signals, ``--stall_timeout``) and the workdir's lock around a script's work.
 
     A stop signal ends the script with status 75 after the checkpoint; a held lock, a
-    workdir of other settings or a failed write end it with one line.
+    workdir of other settings, a failed write or a training state that does not fit in
+    memory end it with one line.
 
     Args:
       program: the script's name for its error lines.
@@ -154,5 +155,10 @@ def supervised(
             yield supervisor
     except resume.PreemptedError:
         sys.exit(resume.EXIT_PREEMPTED)
-    except (resume.WorkdirLockedError, resume.ConfigMismatchError, resume.WriteError) as error:
+    except (
+        resume.WorkdirLockedError,
+        resume.ConfigMismatchError,
+        resume.WriteError,
+        memory.OutOfMemoryError,
+    ) as error:
         sys.exit(f"{program}: error: {error}")

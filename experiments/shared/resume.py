@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.shared import records, watchdog
+from experiments.shared import memory, records, watchdog
 from experiments.shared.training import Trainer, TrainState
 
 __all__ = [
@@ -418,9 +418,20 @@ def run(
       ConfigMismatchError: the workdir holds this run with other settings.
       PreemptedError: SIGTERM or SIGINT arrived; a checkpoint was written first.
       WriteError: a checkpoint or record could not be written.
+      OutOfMemoryError: the training state cannot fit (checked before anything is
+        allocated), or an allocation failed while training.
     """
     with lock_workdir(experiment.workdir, enabled=_writes_files()):
-        return _run_locked(experiment, checkpoint_every, log, stop_after)
+        try:
+            return _run_locked(experiment, checkpoint_every, log, stop_after)
+        except Exception as error:
+            if not memory.is_out_of_memory(error):
+                raise
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise memory.OutOfMemoryError(
+                f"{experiment.name}: out of memory ({type(error).__name__}: {first_line}); "
+                "every checkpoint written so far is intact."
+            ) from None
 
 
 def _run_locked(
@@ -476,6 +487,8 @@ def _train(
         log(message)
         raise PreemptedError(message, 0, checkpoint)
     trainer = experiment.make_trainer(train_seeds)
+    state_shape = jax.eval_shape(trainer.init)  # nothing allocated
+    memory.check_fits(name, state_shape, state_shape.params, len(train_seeds))
 
     # chunk_rates: [steps/s, whether the chunk was the first of a call (compiling)].
     history, wall_time, chunk_rates, saved_step = [], 0.0, [], None
