@@ -791,3 +791,25 @@ def test_the_first_ten_rows_get_ten_different_hues():
     # lstm and gru, the first two rows of most groups, were two blues of one hue.
     assert abs(hues[0][0] - hues[1][0]) > 0.05
     assert colours[10] != colours[0]
+
+
+def test_a_variant_keeps_its_colour_in_every_group_and_many_rows_get_panels(tmp_path):
+    import matplotlib.image
+
+    names = ["lstm", "gru", "cifg", "nfg", "nig", "nog", "rnn", "mgu"]
+    history = [(k * 100, 0.2 / k) for k in range(1, 6)]
+    records = [
+        make_record(task="adding", length=length, variant=name, seed=seed, history=history)
+        for length, members in ((100, names), (200, names[2:]))
+        for name in members
+        for seed in range(3)
+    ]
+    colours = plots.study_colors(records, "lstm")
+    # The T=200 group lacks lstm and gru; by group order cifg would be its first colour.
+    assert colours["lstm"] == plots.row_colors(["lstm"])["lstm"]
+    assert colours["cifg"] != colours["lstm"]
+    assert len({c[:3] for c in colours.values()}) == len(names)
+    paths = plots.plot_learning_curves(records, tmp_path / "lc_", reference="lstm")
+    wide, narrow = (matplotlib.image.imread(p).shape for p in paths)
+    # 8 rows: 4 columns of small panels (3.1 in each at 120 dpi); 6 rows: one axis (7.5 in).
+    assert wide[1] == round(4 * 3.1 * 120) and narrow[1] == round(7.5 * 120)

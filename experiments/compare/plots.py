@@ -1,7 +1,8 @@
 """Figures of a comparison, per group: learning curves, a forest plot, survival curves.
 
 Rows (a label at one settings, :func:`experiments.compare.loading.group_rows`) keep their
-colour across a group's learning curves and survival curves (:func:`row_colors`).
+colour across every figure of the records, each length and each kind of plot
+(:func:`study_colors`); beyond a handful of rows a figure has one small panel per row.
 
 Plots use matplotlib's object-oriented API on the Agg canvas (no pyplot), so importing this
 module never changes the caller's matplotlib backend or global state. Files are written
@@ -33,7 +34,9 @@ __all__ = [
     "plot_learning_curves",
     "plot_survival",
     "row_colors",
+    "group_colors",
     "row_order",
+    "study_colors",
 ]
 
 
@@ -100,6 +103,72 @@ def _save(fig: Figure, path: str) -> str:
     return path
 
 
+PANELS_FROM = 7
+"""From this many rows on, learning-curve and survival figures have one small panel per row
+(the reference's curve in every panel), so that many rows stay legible."""
+SURVIVAL_PANELS_FROM = PANELS_FROM
+
+
+def study_colors(records: Sequence[Mapping[str, Any]], reference: str) -> dict[str, Any]:
+    """One colour per row name over every group of a study, the reference's first: a
+    variant keeps its colour in every figure (each length, each kind of plot)."""
+    return group_colors(loading.group_rows(records), reference)
+
+
+def group_colors(
+    groups: Mapping[tuple[str, int], Sequence[loading.Row]], reference: str
+) -> dict[str, Any]:
+    """:func:`study_colors` of ``{(task, length): rows}`` groups."""
+    names: set[str] = set()
+    references: list[str] = []
+    for (task, length), rows in groups.items():
+        _, ref_name = row_order(rows, reference, f"{task}, T={length}")
+        names.update(row.name for row in rows)
+        references += [ref_name] if ref_name else []
+    first = list(dict.fromkeys(references))
+    return row_colors([*first, *sorted(names - set(first))])
+
+
+def _draw_curve(ax, member: loading.Row, color: Any, width: float, with_label: bool) -> str:
+    """One row's median held-out loss and interquartile band; returns its label."""
+    recs = member.records
+    finite = [r for r in recs if not is_diverged(r)]
+    n_div = len(recs) - len(finite)
+    if not finite:
+        label = f"{member.name} (all {len(recs)} seeds diverged)"
+        ax.plot([], [], color=color, label=label if with_label else None)
+        return label
+    steps, median, q25, q75 = learning_curve(finite)
+    dropped = f", {n_div} diverged not shown" if n_div else ""
+    label = f"{member.name} (n={len(finite)}{dropped})"
+    if steps.size == 0:
+        label += ", no positive losses"
+        ax.plot([], [], color=color, label=label if with_label else None)
+        return label
+    ax.plot(steps, median, color=color, linewidth=width, label=label if with_label else None)
+    ax.fill_between(steps, q25, q75, color=color, alpha=0.2, linewidth=0)
+    return label
+
+
+def _draw_levels(ax, baseline: float, solve_fraction: float | None, with_label: bool) -> None:
+    """The memoryless baseline (dashed) and the solve threshold (dotted)."""
+    ax.axhline(
+        baseline,
+        color="black",
+        linestyle="--",
+        linewidth=1.0 if not with_label else 1.2,
+        label=f"memoryless baseline ({baseline:.4g})" if with_label else None,
+    )
+    if solve_fraction is not None:
+        ax.axhline(
+            solve_fraction * baseline,
+            color="0.45",
+            linestyle=":",
+            linewidth=1.2,
+            label=f"solve threshold ({solve_fraction:g} × baseline)" if with_label else None,
+        )
+
+
 def plot_learning_curves(
     records: Sequence[Mapping[str, Any]],
     path_prefix: str | os.PathLike[str],
@@ -110,8 +179,11 @@ def plot_learning_curves(
 
     Per row: the median over its non-diverged seeds as a line and the interquartile
     range (25–75 %) as a shaded band (the legend gives n and how many diverged seeds are
-    left out); the reference variant is drawn thicker. The task's memoryless baseline is a
-    dashed line; the solve threshold a dotted one when ``solve_fraction`` is given.
+    left out). The task's memoryless baseline is a dashed line; the solve threshold a
+    dotted one when ``solve_fraction`` is given. Up to six rows share one axis (the
+    reference thicker); from :data:`PANELS_FROM` rows on, each row has its own small panel
+    over the reference's median in dashed grey, all panels on one scale. A row has the same
+    colour in every figure of the records (:func:`study_colors`).
 
     Args:
       records: valid records, as returned by
@@ -128,53 +200,57 @@ def plot_learning_curves(
       ValueError: ``reference`` fits several rows of a group.
     """
     written: list[str] = []
+    colors = study_colors(records, reference)
     for (task, length), members in loading.group_rows(records).items():
         members, ref_name = row_order(members, reference, f"{task}, T={length}")
         baseline, _ = group_baseline({m.name: m.records for m in members})
-        colors = row_colors([m.name for m in members])
-        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        panels = len(members) >= PANELS_FROM
+        ncols = min(4, len(members)) if panels else 1
+        nrows = math.ceil(len(members) / ncols) if panels else 1
+        size = (3.1 * ncols, 0.8 + 2.3 * nrows) if panels else (7.5, 4.8)
+        fig = Figure(figsize=size, layout="constrained")
         FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        for member in members:
-            variant, recs = member.name, member.records
-            finite = [r for r in recs if not is_diverged(r)]
-            n_div = len(recs) - len(finite)
-            color = colors[variant]
-            if not finite:
-                ax.plot([], [], color=color, label=f"{variant} (all {len(recs)} seeds diverged)")
-                continue
-            steps, median, q25, q75 = learning_curve(finite)
-            dropped = f", {n_div} diverged not shown" if n_div else ""
-            label = f"{variant} (n={len(finite)}{dropped})"
-            if steps.size == 0:
-                ax.plot([], [], color=color, label=label + ", no positive losses")
-                continue
-            width = 2.4 if variant == ref_name else 1.6
-            ax.plot(steps, median, color=color, linewidth=width, label=label)
-            ax.fill_between(steps, q25, q75, color=color, alpha=0.2, linewidth=0)
-        ax.axhline(
-            baseline,
-            color="black",
-            linestyle="--",
-            linewidth=1.2,
-            label=f"memoryless baseline ({baseline:.4g})",
-        )
-        if solve_fraction is not None:
-            ax.axhline(
-                solve_fraction * baseline,
-                color="0.45",
-                linestyle=":",
-                linewidth=1.2,
-                label=f"solve threshold ({solve_fraction:g} × baseline)",
+        axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
+        reference_row = next((m for m in members if m.name == ref_name), None)
+        for i, member in enumerate(members):
+            ax = axes[i] if panels else axes[0]
+            is_ref = member.name == ref_name
+            if panels and reference_row is not None and not is_ref:
+                finite = [r for r in reference_row.records if not is_diverged(r)]
+                ref_steps, ref_median, _, _ = learning_curve(finite) if finite else ([], [], 0, 0)
+                ax.plot(ref_steps, ref_median, color="0.55", linestyle="--", linewidth=1.1)
+            width = 2.4 if is_ref and not panels else 1.6
+            label = _draw_curve(ax, member, colors[member.name], width, with_label=not panels)
+            if panels:
+                _draw_levels(ax, baseline, solve_fraction, with_label=False)
+                ax.set_title(label + (" (reference)" if is_ref else ""), fontsize=7.5)
+        if not panels:
+            _draw_levels(axes[0], baseline, solve_fraction, with_label=True)
+            axes[0].legend(fontsize=8, loc="best")
+        for i, ax in enumerate(axes[len(members) :] if panels else (), start=len(members)):
+            ax.set_visible(False)
+            if i >= ncols:  # the panel above has no neighbour below to carry the ticks
+                axes[i - ncols].xaxis.set_tick_params(labelbottom=True)
+        for ax in axes:
+            ax.set_yscale("log")
+            ax.grid(True, which="major", alpha=0.3)
+            ax.tick_params(labelsize=7 if panels else 9)
+        fig.supxlabel("training step", fontsize=9)
+        fig.supylabel("held-out loss (log scale)", fontsize=9)
+        levels = (
+            f"black dashed: memoryless baseline ({baseline:.4g})"
+            + (
+                ""
+                if solve_fraction is None
+                else f"; dotted: solve threshold ({solve_fraction:g} × baseline)"
             )
-        ax.set_yscale("log")
-        ax.set_xlabel("training step")
-        ax.set_ylabel("held-out loss (log scale)")
-        ax.set_title(
-            f"{task}, T={length}: median over seeds, band = interquartile range", fontsize=10
+            + (f"; grey dashed: {ref_name}" if ref_name else "")
         )
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+        fig.suptitle(
+            f"{task}, T={length}: median over seeds, band = interquartile range"
+            + (f"\n{levels}" if panels else ""),
+            fontsize=9 if panels else 10,
+        )
         written.append(_save(fig, f"{os.fspath(path_prefix)}{task}_T{length}.png"))
     return written
 
@@ -271,10 +347,6 @@ def _km_label(name: str, times: np.ndarray, solved: np.ndarray) -> str:
     return f"{name}: {int(solved.sum())}/{solved.size} solved, {when}"
 
 
-SURVIVAL_PANELS_FROM = 7
-"""From this many rows on, the survival figure has one small panel per row."""
-
-
 def plot_survival(
     records: Sequence[Mapping[str, Any]],
     path_prefix: str | os.PathLike[str],
@@ -307,10 +379,10 @@ def plot_survival(
       ValueError: ``reference`` fits several rows of a group.
     """
     written: list[str] = []
+    colors = study_colors(records, reference)
     for (task, length), members in loading.group_rows(records).items():
         members, ref_name = row_order(members, reference, f"{task}, T={length}")
         baseline, _ = group_baseline({m.name: m.records for m in members})
-        colors = row_colors([m.name for m in members])
         times = {m.name: solve_times(m.records, solve_fraction * baseline) for m in members}
         last = max(float(t.max(initial=0.0)) for t, _ in times.values()) or 1.0
         panels = len(members) >= SURVIVAL_PANELS_FROM

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 
 from experiments.compare import loading, stats
 from experiments.compare.loading import REFERENCE_VARIANT, is_diverged
-from experiments.compare.plots import _save, row_colors, row_order
+from experiments.compare.plots import PANELS_FROM, _save, group_colors, row_order
 from experiments.shared.records import write_atomic
 
 __all__ = [
@@ -188,37 +188,69 @@ def plot_accuracy_by_length(
     """One PNG per state-tracking group: test accuracy against length, per row.
 
     The mean over seeds as a line, the range over seeds (min to max) as a band; chance
-    dashed; the longest training length dotted. Files:
-    ``f"{path_prefix}{task}_T{length}.png"``.
+    dashed; the longest training length dotted. From
+    :data:`experiments.compare.plots.PANELS_FROM` rows on, one small panel per row over the
+    reference's mean in dashed grey. A row keeps its colour across the study's figures.
+    Files: ``f"{path_prefix}{task}_T{length}.png"``.
     """
     written = []
-    for (task, length), rows in _state_tracking_groups(records).items():
+    groups = _state_tracking_groups(records)
+    colors = group_colors(groups, reference)
+    for (task, length), rows in groups.items():
         rows, ref_name = row_order(rows, reference, f"{task}, T={length}")
-        colors = row_colors([row.name for row in rows])
-        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        panels = len(rows) >= PANELS_FROM
+        ncols = min(4, len(rows)) if panels else 1
+        nrows = math.ceil(len(rows) / ncols) if panels else 1
+        size = (3.1 * ncols, 0.8 + 2.2 * nrows) if panels else (7.5, 4.8)
+        fig = Figure(figsize=size, layout="constrained")
         FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        for row in rows:
-            lengths = row.records[0]["test"]["lengths"]
-            curves = np.array([r["test"]["accuracy"] for r in row.records])
+        axes = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False).ravel()
+        reference_row = next((row for row in rows if row.name == ref_name), None)
+        chance = rows[0].records[0]["chance"]
+        for i, row in enumerate(rows):
+            ax = axes[i] if panels else axes[0]
+            is_ref = row.name == ref_name
+            if panels and reference_row is not None and not is_ref:
+                ref_lengths, ref_curves = _accuracy_curves(reference_row)
+                ax.plot(ref_lengths, ref_curves.mean(0), color="0.55", linestyle="--",
+                        linewidth=1.1)  # fmt: skip
+            lengths, curves = _accuracy_curves(row)
             color = colors[row.name]
-            width = 2.4 if row.name == ref_name else 1.6
+            width = 2.4 if is_ref and not panels else 1.6
+            label = f"{row.name} (n={len(curves)})"
             ax.plot(lengths, curves.mean(0), color=color, linewidth=width,
-                    label=f"{row.name} (n={len(curves)})")  # fmt: skip
+                    label=None if panels else label)  # fmt: skip
             ax.fill_between(lengths, curves.min(0), curves.max(0), color=color, alpha=0.15,
                             linewidth=0)  # fmt: skip
-        chance = rows[0].records[0]["chance"]
-        ax.axhline(
-            chance, color="black", linestyle="--", linewidth=1.2, label=f"chance ({chance:.3g})"
+            if panels:
+                ax.set_title(label + (" (reference)" if is_ref else ""), fontsize=7.5)
+        for ax in axes[: len(rows)] if panels else axes[:1]:
+            ax.axhline(chance, color="black", linestyle="--", linewidth=1.2,
+                       label=None if panels else f"chance ({chance:.3g})")  # fmt: skip
+            ax.axvline(length, color="0.45", linestyle=":", linewidth=1.2,
+                       label=None if panels else f"longest trained ({length})")  # fmt: skip
+            ax.set_ylim(0, 1.02)
+            ax.grid(True, alpha=0.3)
+            ax.tick_params(labelsize=7 if panels else 9)
+        for i, ax in enumerate(axes[len(rows) :] if panels else (), start=len(rows)):
+            ax.set_visible(False)
+            if i >= ncols:  # the panel above has no neighbour below to carry the ticks
+                axes[i - ncols].xaxis.set_tick_params(labelbottom=True)
+        if not panels:
+            axes[0].legend(fontsize=8, loc="best")
+        fig.supxlabel("test length", fontsize=9)
+        fig.supylabel("accuracy", fontsize=9)
+        keys = f"\nblack dashed: chance ({chance:.3g}); dotted: longest trained ({length})" + (
+            f"; grey dashed: {ref_name}" if ref_name else ""
         )
-        ax.axvline(
-            length, color="0.45", linestyle=":", linewidth=1.2, label=f"longest trained ({length})"
+        fig.suptitle(
+            f"{task}: mean over seeds, band = min to max" + (keys if panels else ""),
+            fontsize=9 if panels else 10,
         )
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("test length")
-        ax.set_ylabel("accuracy")
-        ax.set_title(f"{task}: mean over seeds, band = min to max", fontsize=10)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
         written.append(_save(fig, f"{os.fspath(path_prefix)}{task}_T{length}.png"))
     return written
+
+
+def _accuracy_curves(row: loading.Row) -> tuple[list, np.ndarray]:
+    """A row's test lengths and its accuracy per seed and length ``[seeds, lengths]``."""
+    return row.records[0]["test"]["lengths"], np.array([r["test"]["accuracy"] for r in row.records])
