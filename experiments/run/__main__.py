@@ -52,7 +52,7 @@ from experiments.compare import report as compare
 from experiments.run import loop as experiment
 from experiments.run import model
 from experiments.shared import cli as _common
-from experiments.shared import regularization
+from experiments.shared import progress, regularization
 from lstmx.cells import variant_names
 
 FLAGS = flags.FLAGS
@@ -275,25 +275,25 @@ def main(argv):
         sys.exit(f"experiments.run: error: {error}")
     writer = jax.process_index() == 0  # of several processes, only the first writes and prints
 
-    def log(line: str) -> None:
-        if writer:
-            print(line, flush=True)
-
     try:
-        with _common.supervised(
-            "experiments.run", FLAGS.workdir, wait=FLAGS.wait_for_lock, log=log, lock=writer
-        ):
-            for k, config in enumerate(configs, start=1):
-                experiment.run_variant(
-                    config,
-                    FLAGS.workdir,
-                    checkpoint_every=FLAGS.checkpoint_every,
-                    log=log,
-                    tensorboard=FLAGS.tensorboard,
-                    position=(k, len(configs)),
-                )
-            if writer and FLAGS.summarize:
-                _summarise(configs[0].label)
+        # A live bar on a terminal, plain lines otherwise; only the writing process prints.
+        with progress.display(live=writer and sys.stdout.isatty()) as shown:
+            log = shown.log if writer else (lambda line: None)
+            with _common.supervised(
+                "experiments.run", FLAGS.workdir, wait=FLAGS.wait_for_lock, log=log, lock=writer
+            ):
+                for k, config in enumerate(configs, start=1):
+                    experiment.run_variant(
+                        config,
+                        FLAGS.workdir,
+                        checkpoint_every=FLAGS.checkpoint_every,
+                        log=log,
+                        tensorboard=FLAGS.tensorboard,
+                        position=(k, len(configs)),
+                        advance=shown.advance,
+                    )
+                if writer and FLAGS.summarize:
+                    _summarise(configs[0].label)
     except OSError as error:  # the summary: written atomically, so the old one stays
         sys.exit(f"experiments.run: error: could not write the summary ({error}).")
 

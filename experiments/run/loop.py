@@ -122,15 +122,29 @@ def experiment(
     workdir: str | os.PathLike,
     tensorboard: bool = True,
     position: tuple[int, int] | None = None,
+    advance: Callable[[str, int, int], None] | None = None,
 ) -> resume.Experiment:
     """The resumable loop's view of one variant's run (all its seeds) in ``workdir``; with
     ``tensorboard``, each evaluation is also written to ``workdir/tensorboard``
     (:mod:`experiments.shared.metrics`); ``position`` ``(k, n)``: this is variant k of n
-    (shown in the progress lines)."""
+    (shown in the progress lines); ``advance(name, step, steps)`` after each evaluation
+    moves a progress bar (:mod:`experiments.shared.progress`)."""
     workdir = Path(workdir)
     run_name = records.checkpoint_path(workdir, config.task, config.length, config.label).stem
+    name = f"{config.task} T={config.length} {config.label}"
+    observers = (
+        [metrics.tensorboard_writer(workdir / "tensorboard" / run_name)] if tensorboard else []
+    )
+    if advance is not None:
+        where = f"[{position[0]}/{position[1]}] " if position else ""
+        observers.append(lambda step, seeds, points: advance(where + name, step, config.steps))
+
+    def observe(step: int, seeds: tuple[int, ...], points: list[dict]) -> None:
+        for observer in observers:
+            observer(step, seeds, points)
+
     return resume.Experiment(
-        name=f"{config.task} T={config.length} {config.label}",
+        name=name,
         workdir=workdir,
         settings=config.to_dict(),
         seeds=config.seeds,
@@ -145,9 +159,7 @@ def experiment(
         progress=lambda step, points, rate: _progress(config, position, step, points, rate),
         make_record=lambda outcome, index: _record(config, outcome, index),
         test=(lambda state, seeds: _test(config, state, seeds)) if config.state_tracking else None,
-        observe=metrics.tensorboard_writer(workdir / "tensorboard" / run_name)
-        if tensorboard
-        else None,
+        observe=observe if observers else None,
     )
 
 
@@ -160,6 +172,7 @@ def run_variant(
     stop_after: int | None = None,
     tensorboard: bool = True,
     position: tuple[int, int] | None = None,
+    advance: Callable[[str, int, int], None] | None = None,
 ) -> list[dict]:
     """Trains the seeds of ``config`` that have no record yet and writes their records.
 
@@ -171,6 +184,7 @@ def run_variant(
       stop_after: stop (as if killed) after this many steps of this call; for tests.
       tensorboard: also write each evaluation for TensorBoard (``workdir/tensorboard``).
       position: ``(k, n)`` when this is variant k of n, for the progress lines.
+      advance: ``advance(name, step, steps)`` after each evaluation, for a progress bar.
 
     Returns:
       The records written by this call (empty if every seed was already finished).
@@ -180,7 +194,7 @@ def run_variant(
         :func:`experiments.shared.resume.run`.
     """
     result = resume.run(
-        experiment(config, workdir, tensorboard, position),
+        experiment(config, workdir, tensorboard, position, advance),
         checkpoint_every=checkpoint_every,
         log=log,
         stop_after=stop_after,
