@@ -7,6 +7,7 @@ aside by experiments.run, which trains that seed again; compare skips it with a 
 import dataclasses
 import json
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -60,7 +61,12 @@ def test_a_record_compare_skips_is_set_aside_and_retrained_by_run(trained, corru
     def numbers(record):  # every evaluation, without its wall time
         return [{k: v for k, v in p.items() if k != "wall_time"} for p in record["history"]]
 
-    assert numbers(again) == numbers(good)
+    # The retrained seed trains alone, a program of one seed where the original had two:
+    # XLA may round its batched products differently (1 ulp of the held-out loss seen on a
+    # 2-core AMD EPYC), so equal to float32 rounding, not bit for bit.
+    again_numbers, good_numbers = numbers(again), numbers(good)
+    assert [sorted(p) for p in again_numbers] == [sorted(p) for p in good_numbers]
+    chex.assert_trees_all_close(again_numbers, good_numbers, rtol=1e-6, atol=0)
     assert (tmp_path / "records" / "adding_T4_rnn_seed0.json").read_bytes() == untouched
     records, problems = report.load_records(tmp_path)
     assert len(records) == 2 and not problems
