@@ -39,6 +39,7 @@ for line in sys.stdin:
     pid = os.fork()
     if pid == 0:
         os.chdir(case["cwd"])
+        os.environ.update(case["env"])
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         for fd, path in ((1, case["stdout"]), (2, case["stderr"])):
@@ -90,12 +91,12 @@ class _Launcher:
             raise RuntimeError("the test launcher died")
         return json.loads(line)
 
-    def run(self, module: str, flags: list[str], cwd: Path, timeout: float):
+    def run(self, module: str, flags: list[str], cwd: Path, timeout: float, env: dict):
         if self._process is None or self._process.poll() is not None:
             self._start()
         out, err = (Path(self._tmp) / name for name in ("out", "err"))
         case = {"module": module, "flags": flags, "cwd": str(cwd), "stdout": str(out),
-                "stderr": str(err)}  # fmt: skip
+                "stderr": str(err), "env": env}  # fmt: skip
         self._process.stdin.write(json.dumps(case) + "\n")
         self._process.stdin.flush()
         pid = self._reply(60)["pid"]
@@ -118,7 +119,9 @@ class _Launcher:
 _LAUNCHER = _Launcher()
 
 
-def run_module(module: str, *flags: str, cwd: Path = ROOT, timeout: int = 300):
-    """Runs ``python -m module *flags`` from ``cwd`` (forked from the launcher); returns the
-    CompletedProcess (text)."""
-    return _LAUNCHER.run(module, list(flags), Path(cwd), timeout)
+def run_module(
+    module: str, *flags: str, cwd: Path = ROOT, timeout: int = 300, env: dict | None = None
+):
+    """Runs ``python -m module *flags`` from ``cwd`` (forked from the launcher), with
+    ``env`` added to the environment; returns the CompletedProcess (text)."""
+    return _LAUNCHER.run(module, list(flags), Path(cwd), timeout, dict(env or {}))

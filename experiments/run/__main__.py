@@ -281,8 +281,10 @@ def main(argv):
             log = shown.log if writer else (lambda line: None)
             with _common.supervised(
                 "experiments.run", FLAGS.workdir, wait=FLAGS.wait_for_lock, log=log, lock=writer
-            ):
+            ) as supervisor:
                 for k, config in enumerate(configs, start=1):
+                    if k > 1:
+                        supervisor.reached(f"between variants, before {config.label}")
                     experiment.run_variant(
                         config,
                         FLAGS.workdir,
@@ -293,6 +295,7 @@ def main(argv):
                         advance=shown.advance,
                     )
                 if writer and FLAGS.summarize:
+                    supervisor.reached("writing the summary")
                     _summarise(configs[0].label)
     except OSError as error:  # the summary: written atomically, so the old one stays
         sys.exit(f"experiments.run: error: could not write the summary ({error}).")

@@ -153,6 +153,12 @@ def supervised(
             resume.lock_workdir(workdir, wait=wait, log=log, enabled=lock),
         ):
             yield supervisor
+            if supervisor.signal is not None:  # it came after the last poll: all is saved
+                log(
+                    f"{program}: stopped by {supervisor.signal} after the last step; every "
+                    "record and checkpoint is written; run the same command to go on."
+                )
+                raise resume.PreemptedError(supervisor.signal, 0, None)
     except resume.PreemptedError:
         sys.exit(resume.EXIT_PREEMPTED)
     except (

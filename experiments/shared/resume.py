@@ -604,6 +604,7 @@ def _train(
             # Looked up at call time, so tests can stand in for the writer.
             _write(records.write_json_atomic, experiment.record_path(seed), record, intact)
         written.append(record)
+        supervisor.reached(f"between record writes of {name}")
     if _writes_files() and not experiment.keep_checkpoint:
         checkpoint.unlink(missing_ok=True)
         supervisor.checkpoint = None

@@ -34,6 +34,7 @@ from collections.abc import Iterator
 __all__ = [
     "EXIT_PREEMPTED",
     "EXIT_STALLED",
+    "SIGNAL_AT_VARIABLE",
     "STOP_SIGNALS",
     "Supervisor",
     "supervise",
@@ -44,6 +45,11 @@ EXIT_PREEMPTED = 75
 EXIT_STALLED = 70
 """Exit status of a stalled run with nothing to resume from (EX_SOFTWARE)."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+SIGNAL_AT_VARIABLE = "LSTMX_SIGNAL_AT"
+"""For the tests of every signal in every phase: ``LSTMX_SIGNAL_AT="SIGTERM@evaluating"``
+makes the process send itself SIGTERM once, when it first enters a phase
+(:meth:`Supervisor.waiting` or :meth:`Supervisor.reached`) whose description starts with
+the text after ``@``. Unset, it does nothing."""
 _POLL_SECONDS = 0.5
 _GROWTH = 10.0  # a device call may take this many times the longest one before it
 
@@ -82,12 +88,18 @@ class Supervisor:
         """
         with self._lock:
             self._phase, self._since = phase, time.monotonic()
+        _signal_self_at(phase)
         try:
             yield
         finally:
             with self._lock:
                 self._longest = max(self._longest, time.monotonic() - self._since)
                 self._phase = None
+
+    def reached(self, phase: str) -> None:
+        """Marks a moment between device calls (between two variants, between two record
+        writes, before the summary), where a stop request waits for the next poll."""
+        _signal_self_at(phase)
 
     def stall_limit(self) -> float:
         """Seconds the current device call may take: the timeout, or ten times the longest."""
@@ -195,6 +207,19 @@ def supervise(stall_timeout: float = 0.0, *, program: str = "experiment") -> Ite
             signal.signal(number, handler)
         reader.close()
         writer.close()
+
+
+_signalled: list[str] = []  # the phase LSTMX_SIGNAL_AT fired in, once per process
+
+
+def _signal_self_at(phase: str) -> None:
+    wanted = os.environ.get(SIGNAL_AT_VARIABLE)
+    if not wanted or _signalled:
+        return
+    name, _, prefix = wanted.partition("@")
+    if phase.startswith(prefix):
+        _signalled.append(phase)
+        os.kill(os.getpid(), signal.Signals[name])
 
 
 def _ignore(_signum: int, _frame: object) -> None:
