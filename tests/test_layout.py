@@ -25,3 +25,22 @@ def test_the_library_never_imports_the_lab():
         text = path.read_text()
         for module in ("experiments", "optax", "absl", "matplotlib", "torch"):
             assert f"import {module}" not in text and f"from {module}" not in text, (path, module)
+
+
+def test_console_scripts_run_from_any_directory(tmp_path):
+    import tomllib
+
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    names = scripts["project"]["scripts"]
+    assert {"lstmx-run", "lstmx-sweep", "lstmx-compare", "lstmx-benchmark"} <= set(names)
+    bin_dir = Path(sys.executable).parent
+    for name in names:
+        assert (bin_dir / name).exists(), f"{name} is not installed (pip install -e .)"
+    # A bad flag value, from a directory that is not the clone: absl's flag error, status 1.
+    result = subprocess.run(
+        [str(bin_dir / "lstmx-run"), "--variants=no_such_cell"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("FATAL Flags parsing error: flag --variants=")
+    assert "unknown: 'no_such_cell'" in result.stderr

@@ -187,5 +187,10 @@ def _run(workdir: str) -> None:
     print(f"wrote {', '.join(written)}")
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``lstmx-benchmark`` command (``pip install`` puts it on the PATH)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console()

@@ -166,5 +166,10 @@ def main(argv):
     print(f"wrote {char_lm.record_path(FLAGS.workdir, config.label)}")
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``lstmx-char-lm`` command (``pip install`` puts it on the PATH)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console()

@@ -205,5 +205,10 @@ def _write_claims(records, fraction: float, reference: str, output_dir: Path) ->
     return path
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``lstmx-compare`` command (``pip install`` puts it on the PATH)."""
     app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    console()

@@ -117,5 +117,10 @@ def _run(config: forecast.Config, workdir: str) -> None:
     print(f"\nwrote {', '.join(str(path) for path in written)}")
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``lstmx-forecast`` command (``pip install`` puts it on the PATH)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console()

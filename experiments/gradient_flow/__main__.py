@@ -118,5 +118,10 @@ def _run(workdir: str) -> None:
     print(f"wrote {csv_path}, {gates_path}, {png_path}")
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``lstmx-gradient-flow`` command (``pip install`` puts it on the PATH)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console()

@@ -323,5 +323,10 @@ def _summarise(first_label: str) -> None:
     print(f"wrote {', '.join(str(path) for path in written)}")
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``lstmx-run`` command (``pip install`` puts it on the PATH)."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    console()

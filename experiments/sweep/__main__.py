@@ -287,5 +287,10 @@ def main(argv):
         _compare(workdir, spec["reference"])
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The ``lstmx-sweep`` command (``pip install`` puts it on the PATH)."""
     app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    console()
