@@ -20,9 +20,9 @@ forward loop what the backward needs, as cuDNN's reserve space does:
 Measured interleaved on XLA:CPU (2-core AMD EPYC, jax 0.10; README "Speed"): recomputing
 the projections in the backward loop cost 4-18 % of a training step, autodiff of the LSTM's
 elementwise part (against its hand-written backward) another 5-11 %; the GRU's hand-written
-backward gained nothing measurable over autodiff. Storing ``dz`` for GEMMs after the loop
-cost more than the GEMMs saved: the weight gradients' shares inside the loop made a step
-13.5 % faster at B = 128 (LSTM and GRU, H = 128) and 2 % at B = 32, H = 512, where only
+backward gained nothing measurable over autodiff and was dropped. Storing ``dz`` for GEMMs
+after the loop cost more than the GEMMs saved: the weight gradients' shares inside the loop
+made a step 13.5 % faster at B = 128 (LSTM and GRU, H = 128) and 2 % at B = 32, H = 512, where only
 ``dW_x``'s moved in (``dW_h``'s in-loop GEMM, contracting 32 rows, was slower there).
 
 The input projection stays inside the loop on purpose: hoisting it out as one

@@ -19,9 +19,9 @@ import lstmx
     "name, run, modes",
     [
         # The fast path has a custom VJP, so only reverse mode goes through it. Autodiff
-        # of the elementwise part at saved projections: full gate recurrence. Hand-written
-        # backwards (lstmx.cells.lstm_backward, gru.hand_backward): peepholes, CIFG (with
-        # peepholes), a linear block input (NIAF), the GRU.
+        # of the elementwise part at saved projections: full gate recurrence, the GRU.
+        # The LSTM's hand-written backward (lstmx.cells.lstm_backward): peepholes, CIFG
+        # (with peepholes), a linear block input (NIAF).
         ("fgr", lstmx.scan, ("rev",)),
         ("peephole", lstmx.scan, ("rev",)),
         ("cifg", lstmx.scan, ("rev",)),

@@ -13,7 +13,6 @@ r"""The gated recurrent unit (Cho et al. 2014), gate order r, z, n, in both rese
 from __future__ import annotations
 
 import dataclasses
-import math
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -21,7 +20,6 @@ import jax
 import jax.numpy as jnp
 
 from lstmx import _checks
-from lstmx._fused import HandBackward
 from lstmx.cells import base
 from lstmx.cells.base import Array
 
@@ -101,7 +99,7 @@ def gru(
     # followed by elementwise work; it runs on autodiff of lax.scan.
     fast_scan = None
     if reset_after:
-        fast_scan = base.fused_scan(options, project_inputs, pointwise, hand_backward())
+        fast_scan = base.fused_scan(options, project_inputs, pointwise)
     return base.make_cell(options, init_params, initial_state, gated_step, fast_scan)
 
 
@@ -162,54 +160,3 @@ def pointwise(options: GRUOptions, params: GRUParams, state: GRUState, x_proj: A
     n = jnp.tanh(x_n + r * h_n)
     h_new = (1.0 - z) * n + z * state.h
     return GRUState(h_new), h_new, {"r": r, "z": z, "n": n}
-
-
-class Saved(NamedTuple):
-    """What one step of the fast path keeps for its backward (:func:`hand_backward`).
-
-    Attributes:
-      gates: ``[r, z, n] [*batch, 3H]``, post-activation.
-      h_n: ``h_{t-1} W_hn + b_hn [*batch, H]``, the term the reset gate multiplies.
-    """
-
-    gates: Array
-    h_n: Array
-
-
-def hand_backward() -> HandBackward:
-    r""":func:`pointwise` (``reset_after=True``) with a hand-written backward on saved gates.
-
-    With :math:`\bar h` the cotangent of :math:`h_t`:
-
-    .. math::
-        \bar z_n &= \bar h \odot (1 - z) \odot (1 - n^2) \qquad
-        \bar z_z = \bar h \odot (h_{t-1} - n) \odot z (1 - z) \\
-        \bar z_r &= \bar z_n \odot h_n \odot r (1 - r) \qquad
-        \bar h_{t-1} = \bar h \odot z \ (+\ \bar{hh}\, W_h^\top \text{ in the loop})
-
-    where ``x_proj``'s cotangent is :math:`[\bar z_r, \bar z_z, \bar z_n]`, ``hh``'s (and
-    ``b_h``'s) :math:`[\bar z_r, \bar z_z, \bar z_n \odot r]`.
-    """
-
-    def forward(params, state, x_proj, hh):
-        h_r, h_z, h_n = jnp.split(hh + jnp.broadcast_to(params.b_h, hh.shape), 3, axis=-1)
-        x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
-        gates = base.sigmoid(jnp.concatenate([x_r + h_r, x_z + h_z], axis=-1))
-        r, z = jnp.split(gates, 2, axis=-1)
-        n = jnp.tanh(x_n + r * h_n)
-        h_new = (1.0 - z) * n + z * state.h
-        return GRUState(h_new), h_new, Saved(jnp.concatenate([gates, n], axis=-1), h_n)
-
-    def backward(params, state, saved, d_state, dy):
-        r, z, n = jnp.split(saved.gates, 3, axis=-1)
-        dh = d_state.h + dy
-        d_n = dh * (1.0 - z) * (1.0 - n * n)
-        d_z = dh * (state.h - n) * z * (1.0 - z)
-        d_r = d_n * saved.h_n * r * (1.0 - r)
-        d_x_proj = jnp.concatenate([d_r, d_z, d_n], axis=-1)
-        d_hh = jnp.concatenate([d_r, d_z, d_n * r], axis=-1)
-        d_b_h = d_hh.reshape(math.prod(d_hh.shape[:-1]), d_hh.shape[-1]).sum(axis=0)
-        d_params = GRUParams(None, None, jnp.zeros_like(params.b_x), d_b_h)
-        return d_params, GRUState(dh * z), d_x_proj, d_hh
-
-    return HandBackward(forward, backward)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -331,7 +332,9 @@ def lstm(
         proj_clip=proj_clip,
         layer_norm=layer_norm,
     )
-    hand = lstm_backward.hand_backward(options) if lstm_backward.supported(options) else None
+    hand = None
+    if lstm_backward.supported(options):
+        hand = lstm_backward.hand_backward(options, partial(forward, options))
     fast_scan = base.fused_scan(options, project_inputs, pointwise, hand)
     return base.make_cell(
         options, init_params, initial_state, gated_step, fast_scan, output_size=options.h_size
@@ -458,6 +461,72 @@ def gated_step(
     return pointwise(options, params, state, x_proj, state.h @ params.w_h, candidate_mask)
 
 
+def forward(
+    options: LSTMOptions,
+    params: LSTMParams,
+    state: LSTMState | FGRState,
+    x_proj: Array,
+    hh: Array,
+    candidate_mask: Array | None = None,
+) -> tuple[LSTMState | FGRState, Array, lstm_backward.Saved]:
+    """Everything after the recurrent GEMM ``hh = h_{t-1} W_h``: the equations above, the
+    only place they are written.
+
+    Returns the new state, the output and a :class:`~lstmx.cells.lstm_backward.Saved`
+    (the post-activation gates, ``c_t`` and the output activation of ``c_t``), which the
+    fast path's hand-written backward reads. Reads neither ``w_x`` nor ``w_h`` (the fast path's
+    contract); with ``layer_norm`` it normalises ``hh`` here (``x_proj`` comes normalised
+    from :func:`project_inputs`). ``candidate_mask`` as in :func:`gated_step`.
+    """
+    blocks, sigmoid_gates = options.blocks, options.sigmoid_gates
+    row = lstm_backward.broadcast_row
+
+    def split(a: Array) -> dict[str, Array]:
+        return dict(zip(blocks, jnp.split(a, len(blocks), axis=-1), strict=True))
+
+    if options.layer_norm:
+        hh = layer_norm(hh, params.ln_h_gain)
+    pre = split(x_proj + hh)
+    if options.full_gate_recurrence:
+        from_gates = jnp.split(state.gates @ params.w_gates, len(sigmoid_gates), axis=-1)
+        for name, extra in zip(sigmoid_gates, from_gates, strict=True):
+            pre[name] = pre[name] + extra
+    if options.peephole:
+        for index, name in enumerate(sigmoid_gates):
+            if name != "o":  # the output gate's peephole sees the new cell state, below
+                pre[name] = pre[name] + row(params.p[index], state.c) * state.c
+    peephole_o = options.peephole and options.output_gate
+    now = [name for name in sigmoid_gates if name in pre and not (name == "o" and peephole_o)]
+    gates = {name: base.sigmoid(pre[name]) for name in now}
+    gates["g"] = jnp.tanh(pre["g"]) if options.input_activation else pre["g"]
+    f = gates.get("f")
+    i = gates.get("i", 1.0 - f if options.coupled else None)
+    g = gates["g"] if candidate_mask is None else candidate_mask * gates["g"]
+    c = (state.c if f is None else f * state.c) + (g if i is None else i * g)
+    if options.cell_clip is not None:
+        c = jnp.clip(c, -options.cell_clip, options.cell_clip)
+    c_out = layer_norm(c, params.ln_c_gain, params.ln_c_shift) if options.layer_norm else c
+    c_out = jnp.tanh(c_out) if options.output_activation else c_out
+    h = c_out
+    if options.output_gate:
+        if peephole_o:
+            pre_o = pre["o"] + row(params.p[len(sigmoid_gates) - 1], c) * c
+            gates["o"] = base.sigmoid(pre_o)
+        h = gates["o"] * c_out
+    if options.proj_size is not None:
+        h = h @ params.w_hr
+        if options.proj_clip is not None:
+            h = jnp.clip(h, -options.proj_clip, options.proj_clip)
+    keep_c = c if (peephole_o or options.cell_clip is not None) else None
+    in_order = jnp.concatenate([gates[name] for name in blocks], axis=-1)
+    saved = lstm_backward.Saved(in_order, keep_c, c_out)
+    if options.full_gate_recurrence:
+        activations = {"i": i, "f": f, "o": gates.get("o")}
+        recurrent = jnp.concatenate([activations[name] for name in sigmoid_gates], axis=-1)
+        return FGRState(h, c, recurrent), h, saved
+    return LSTMState(h, c), h, saved
+
+
 def pointwise(
     options: LSTMOptions,
     params: LSTMParams,
@@ -466,48 +535,10 @@ def pointwise(
     hh: Array,
     candidate_mask: Array | None = None,
 ) -> tuple[LSTMState | FGRState, Array, dict[str, Array]]:
-    """Everything after the recurrent GEMM ``hh = h_{t-1} W_h``: the equations above.
-
-    Reads neither ``w_x`` nor ``w_h`` (the fast path's contract); with ``layer_norm`` it
-    normalises ``hh`` here (``x_proj`` comes normalised from :func:`project_inputs`).
-    """
-    blocks, sigmoid_gates = options.blocks, options.sigmoid_gates
-    if options.layer_norm:
-        hh = layer_norm(hh, params.ln_h_gain)
-    pre = dict(zip(blocks, jnp.split(x_proj + hh, len(blocks), axis=-1), strict=True))
-    if options.full_gate_recurrence:
-        from_gates = jnp.split(state.gates @ params.w_gates, len(sigmoid_gates), axis=-1)
-        for name, extra in zip(sigmoid_gates, from_gates, strict=True):
-            pre[name] = pre[name] + extra
-    if options.peephole:
-        for row, name in enumerate(sigmoid_gates):
-            if name != "o":  # the output gate's peephole sees the new cell state, below
-                pre[name] = pre[name] + jnp.broadcast_to(params.p[row], state.c.shape) * state.c
-    gates = {name: base.sigmoid(pre[name]) for name in ("i", "f") if name in pre}
-    f = gates.get("f")
-    i = gates.get("i", 1.0 - f if options.coupled else None)
-    g = jnp.tanh(pre["g"]) if options.input_activation else pre["g"]
-    if options.input_activation:
-        gates["g"] = g
-    if candidate_mask is not None:
-        g = candidate_mask * g
-    c = (state.c if f is None else f * state.c) + (g if i is None else i * g)
-    if options.cell_clip is not None:
-        c = jnp.clip(c, -options.cell_clip, options.cell_clip)
-    c_out = layer_norm(c, params.ln_c_gain, params.ln_c_shift) if options.layer_norm else c
-    h = jnp.tanh(c_out) if options.output_activation else c_out
-    if options.output_gate:
-        if options.peephole:
-            pre["o"] = pre["o"] + jnp.broadcast_to(params.p[len(sigmoid_gates) - 1], c.shape) * c
-        gates["o"] = base.sigmoid(pre["o"])
-        h = gates["o"] * h
-    if options.proj_size is not None:
-        h = h @ params.w_hr
-        if options.proj_clip is not None:
-            h = jnp.clip(h, -options.proj_clip, options.proj_clip)
-    ordered = {name: gates[name] for name in blocks if name in gates}
-    if options.full_gate_recurrence:
-        activations = {"i": i, "f": f, "o": gates.get("o")}
-        recurrent = jnp.concatenate([activations[name] for name in sigmoid_gates], axis=-1)
-        return FGRState(h, c, recurrent), h, ordered
-    return LSTMState(h, c), h, ordered
+    """:func:`forward` with its gates by name ``{name: [*batch, H]}`` in place of the saved
+    values: the sigmoid gates with weights and ``g = tanh(z_g)`` (not NIAF's linear ``g``)."""
+    new_state, h, saved = forward(options, params, state, x_proj, hh, candidate_mask)
+    gates = dict(zip(options.blocks, jnp.split(saved.gates, len(options.blocks), axis=-1)))
+    if not options.input_activation:
+        del gates["g"]
+    return new_state, h, gates

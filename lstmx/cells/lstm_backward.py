@@ -1,11 +1,13 @@
-r"""The LSTM's elementwise step with a hand-written backward, for the fast path.
+r"""The LSTM's hand-written elementwise backward, for the fast path.
 
-:func:`forward` computes what :func:`lstmx.cells.lstm.pointwise` computes and saves, as
-cuDNN's reserve space does, the post-activation gates ``a = [i, f, g, o]`` (the blocks
-the cell has, ``[*batch, G*H]``), the new cell state ``c_t`` and ``tanh(c_t)``.
-:func:`backward` is then elementwise work on the saved values, with no activation
-evaluated again. With :math:`\bar h = \partial L/\partial h_t` (from the output and the
-next step) and :math:`\bar c` the cotangent of :math:`c_t` from the next step:
+:func:`lstmx.cells.lstm.forward`, the one place the LSTM's equations are written, saves
+as it computes (as cuDNN's reserve space does) the post-activation gates ``a = [i, f, g,
+o]`` (the blocks the cell has, ``[*batch, G*H]``), the new cell state ``c_t`` and
+``tanh(c_t)``: a :class:`Saved`. The cell's step returns the same forward's values, and
+the fast path's forward loop runs it and keeps the :class:`Saved`. The backward here is
+then elementwise work on those saved values, with no activation evaluated again. With
+:math:`\bar h = \partial L/\partial h_t` (from the output and the next step) and
+:math:`\bar c` the cotangent of :math:`c_t` from the next step:
 
 .. math::
     \bar o &= \bar h \odot \tanh c_t \qquad
@@ -18,9 +20,10 @@ next step) and :math:`\bar c` the cotangent of :math:`c_t` from the next step:
 
 and :math:`\bar z = [\bar z_i, \bar z_f, \bar z_g, \bar z_o]` is the cotangent of both
 ``x_proj`` and ``hh`` (the fast path adds :math:`\bar z W_h^\top` to :math:`\bar h_{t-1}`).
-Every activation is written :math:`s \tanh(k z) + m` with per-column constants
-(:math:`\sigma(z) = \tfrac12\tanh(\tfrac z2) + \tfrac12`, as :func:`lstmx.sigmoid`), so the
-gates without a peephole on ``c_t`` take one ``tanh`` over ``[*batch, G*H]``.
+Every activation the forward saves has the form :math:`s \tanh(k z) + m` (the sigmoid as
+:func:`lstmx.sigmoid`, :math:`\tfrac12\tanh(\tfrac z2) + \tfrac12`; ``tanh``; or NIAF's
+identity), so the backward differentiates it from the saved activation alone, with
+per-column constants.
 
 Covers every option but ``full_gate_recurrence``, ``proj_size`` and ``layer_norm``
 (:func:`supported`); those cells differentiate :func:`~lstmx.cells.lstm.pointwise` by
@@ -40,7 +43,7 @@ from lstmx._fused import HandBackward
 
 Array = jax.Array
 
-__all__ = ["hand_backward", "supported"]
+__all__ = ["Saved", "broadcast_row", "hand_backward", "supported"]
 
 
 class Saved(NamedTuple):
@@ -75,9 +78,10 @@ def _activation_constants(options: Any) -> tuple[np.ndarray, np.ndarray, np.ndar
     return k, s, m
 
 
-def hand_backward(options: Any) -> HandBackward:
+def hand_backward(options: Any, forward: Any) -> HandBackward:
     """The :class:`lstmx._fused.HandBackward` of an LSTM with these options (see
-    :func:`supported`)."""
+    :func:`supported`); ``forward(params, state, x_proj, hh) -> (new_state, h, Saved)`` is
+    :func:`lstmx.cells.lstm.forward` at these options."""
     if not supported(options):
         raise ValueError(f"no hand-written backward for {options}; see lstm_backward.supported")
     blocks, sigmoid_gates = options.blocks, options.sigmoid_gates
@@ -90,42 +94,6 @@ def hand_backward(options: Any) -> HandBackward:
 
     def split(a: Array) -> dict[str, Array]:
         return dict(zip(blocks, jnp.split(a, G, axis=-1), strict=True))
-
-    def activate(pre: Array) -> Array:
-        gates = _row(s, pre) * jnp.tanh(_row(k, pre) * pre) + _row(m, pre)
-        return jnp.where(_row(k == 0, pre), pre, gates) if linear_g else gates
-
-    def forward(params, state, x_proj, hh):
-        c_prev = state.c
-        pre = x_proj + hh
-        if options.peephole:  # i and f read c_{t-1}; o reads c_t, below
-            terms = {
-                name: _row(params.p[row], c_prev) * c_prev for row, name in enumerate(sigmoid_gates)
-            }
-            pre = jnp.concatenate(
-                [
-                    part + terms[name] if name in ("i", "f") else part
-                    for name, part in split(pre).items()
-                ],
-                axis=-1,
-            )
-        gates = split(activate(pre))
-        f = gates.get("f")
-        i = gates.get("i", 1.0 - f if options.coupled else None)
-        g = gates["g"]
-        c = (c_prev if f is None else f * c_prev) + (g if i is None else i * g)
-        if clip is not None:
-            c = jnp.clip(c, -clip, clip)
-        c_out = jnp.tanh(c) if options.output_activation else c
-        h = c_out
-        if options.output_gate:
-            if peephole_o:
-                pre_o = split(pre)["o"] + _row(params.p[-1], c) * c
-                gates["o"] = 0.5 * jnp.tanh(0.5 * pre_o) + 0.5
-            h = gates["o"] * c_out
-        keep_c = c if (peephole_o or clip is not None) else None
-        saved = Saved(jnp.concatenate(list(gates.values()), axis=-1), keep_c, c_out)
-        return type(state)(h, c), h, saved
 
     def backward(params, state, saved, d_state, dy):
         c_prev, c = state.c, saved.c
@@ -142,7 +110,7 @@ def hand_backward(options: Any) -> HandBackward:
             dh = dh * o
         dc = dc + (dh * (1.0 - saved.c_out * saved.c_out) if options.output_activation else dh)
         if peephole_o:  # o's pre-activation reads c_t
-            dc = dc + d_o * o * (1.0 - o) * _row(params.p[-1], c)
+            dc = dc + d_o * o * (1.0 - o) * broadcast_row(params.p[-1], c)
         if clip is not None:
             dc = jnp.where(jnp.abs(c) < clip, dc, 0.0)
         d_gate = {"g": dc if i is None else dc * i, "o": d_o}
@@ -153,11 +121,11 @@ def hand_backward(options: Any) -> HandBackward:
         # d activation / d pre-activation from the saved activation a = s tanh(k z) + m:
         # k s (1 - tanh²) with tanh = (a - m) / s; a(1 - a) for a sigmoid, 1 - g² for tanh.
         a = saved.gates
-        centred = (a - _row(m, a)) * _row(inverse_s, a)
+        centred = (a - broadcast_row(m, a)) * broadcast_row(inverse_s, a)
         d_a = jnp.concatenate([d_gate[name] for name in blocks], axis=-1)
-        dz = d_a * _row(k * s, a) * (1.0 - centred * centred)
+        dz = d_a * broadcast_row(k * s, a) * (1.0 - centred * centred)
         if linear_g:
-            dz = jnp.where(_row(k == 0, a), d_a, dz)
+            dz = jnp.where(broadcast_row(k == 0, a), d_a, dz)
         d_pre = split(dz)
         dc_prev = dc if f is None else dc * f
         d_p = None
@@ -167,7 +135,7 @@ def hand_backward(options: Any) -> HandBackward:
                 source = c if name == "o" else c_prev
                 rows.append(_sum_batch(d_pre[name] * source))
                 if name != "o":
-                    dc_prev = dc_prev + d_pre[name] * _row(params.p[row], c_prev)
+                    dc_prev = dc_prev + d_pre[name] * broadcast_row(params.p[row], c_prev)
             d_p = jnp.stack(rows)
         d_params = jax.tree_util.tree_map(jnp.zeros_like, params)._replace(p=d_p)
         d_prev = type(state)(jnp.zeros_like(state.h), dc_prev)
@@ -176,7 +144,7 @@ def hand_backward(options: Any) -> HandBackward:
     return HandBackward(forward, backward)
 
 
-def _row(v: Any, like: Array) -> Array:
+def broadcast_row(v: Any, like: Array) -> Array:
     """``v [n]`` broadcast to ``like [*batch, n]`` (explicitly: rank promotion may be off)."""
     return jnp.broadcast_to(jnp.asarray(v, like.dtype if v.dtype != bool else bool), like.shape)
 
