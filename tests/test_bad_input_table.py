@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from experiments.run import model as task_model
+from experiments.shared import regularization
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +83,7 @@ CONFIGS = [
 def test_bad_config_is_refused(change, error, message):
     base = dict(task="adding", variant="lstm", length=10, hidden_size=8, seeds=(0,))
     with pytest.raises(error, match=message):
-        task_model.Config(**{**base, **change})
+        task_model.Config(**regularization.nest_rates({**base, **change}))
 
 
 # -------------------------------------------------------------------------- commands

@@ -13,6 +13,7 @@ from _cli import run_module
 
 import lstmx
 from experiments.char_lm import model as char_lm
+from experiments.shared.regularization import Rates, nest_rates
 from experiments.shared.resume import ConfigMismatchError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,23 +292,23 @@ def test_config_refuses_bad_settings():
     with pytest.raises(ValueError, match="optimizer must be one of"):
         char_lm.Config(optimizer="lbfgs")
     with pytest.raises(ValueError, match=r"zoneout_h must lie in \[0, 1\], got 1.5"):
-        char_lm.Config(zoneout_h=1.5)
+        char_lm.Config(rates=Rates(zoneout_h=1.5))
     with pytest.raises(ValueError, match=r"input_dropout must lie in \[0, 1\), got 1"):
-        char_lm.Config(input_dropout=1)
+        char_lm.Config(rates={"input_dropout": 1})
     with pytest.raises(ValueError, match="variant 'gru' cannot take zoneout_c=0.1: .* no 'c'"):
-        char_lm.Config(variant="gru", zoneout_c=0.1)
+        char_lm.Config(variant="gru", rates=Rates(zoneout_c=0.1))
 
 
 def test_regularisers_label_the_run_and_rates_of_zero_change_nothing():
     zeros = dict(zoneout_h=0.0, zoneout_c=0.0, input_dropout=0.0, recurrent_dropout=0.0)
-    plain = char_lm.Config(**{**TINY.to_dict(), **zeros})
+    plain = char_lm.Config(**nest_rates({**TINY.to_dict(), **zeros}))
     assert plain == TINY and plain.label == "rnn" and plain.to_dict().keys().isdisjoint(zeros)
-    regularized = char_lm.Config(variant="lstm", zoneout_h=0.1, zoneout_c=0.05)
+    regularized = char_lm.Config(variant="lstm", rates=Rates(zoneout_h=0.1, zoneout_c=0.05))
     assert regularized.label == "lstm+zoneout_h0.1+zoneout_c0.05"
     assert regularized.to_dict()["zoneout_c"] == 0.05
     # Masks with a recurrent key (training); without one the expectation, here the plain model.
     plain_model = char_lm.make_model("lstm", 5, 4)
-    dropped = char_lm.make_model("lstm", 5, 4, recurrent_dropout=0.5)
+    dropped = char_lm.make_model("lstm", 5, 4, rates=Rates(recurrent_dropout=0.5))
     params = plain_model.init(jax.random.key(0))
     ids = jnp.arange(12).reshape(2, 6) % 5
     expected = plain_model.apply(params, ids)

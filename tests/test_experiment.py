@@ -12,6 +12,7 @@ from experiments.run import loop as experiment
 from experiments.run import model
 from experiments.shared import records as results
 from experiments.shared import resume
+from experiments.shared.regularization import Rates, nest_rates
 
 CONFIG = model.Config(
     task="adding",
@@ -220,20 +221,33 @@ def test_a_failed_write_keeps_what_was_on_disk_and_the_next_run_resumes(
 RATES = ("zoneout_h", "zoneout_c", "input_dropout", "recurrent_dropout")
 # Recurrent dropout on CONFIG: its expectation is the plain cell; the plain trainer is
 # CONFIG's, compiled once for the whole module.
-REGULARIZED = dataclasses.replace(CONFIG, recurrent_dropout=0.5)
+REGULARIZED = dataclasses.replace(CONFIG, rates=Rates(recurrent_dropout=0.5))
 
 
 def test_zero_rates_are_the_plain_run():
-    zeros = dataclasses.replace(CONFIG, **dict.fromkeys(RATES, 0.0))
+    zeros = dataclasses.replace(CONFIG, rates=Rates(**dict.fromkeys(RATES, 0.0)))
     assert zeros == CONFIG and zeros.label == "gru" and not zeros.regularized
     assert not set(RATES) & set(zeros.to_dict())  # records as before the rates existed
+    assert "rates" not in zeros.to_dict()
     assert not isinstance(model.make_cell(zeros).options, lstmx.RegularizedOptions)
     assert isinstance(model.make_cell(REGULARIZED).options, lstmx.RegularizedOptions)
     assert REGULARIZED.label == "gru+recdrop0.5"
-    some = dataclasses.replace(CONFIG, variant="lstm", zoneout_h=0.1, recurrent_dropout=0.1)
+    assert REGULARIZED.to_dict()["recurrent_dropout"] == 0.5  # a flat record key, as before
+    some = dataclasses.replace(
+        CONFIG, variant="lstm", rates=Rates(zoneout_h=0.1, recurrent_dropout=0.1)
+    )
     assert some.label == "lstm+zoneout_h0.1+recdrop0.1"
-    every = dataclasses.replace(some, init="chrono", zoneout_c=0.1, input_dropout=0.2)
+    every = dataclasses.replace(
+        some,
+        init="chrono",
+        rates={"zoneout_h": 0.1, "zoneout_c": 0.1, "input_dropout": 0.2, "recurrent_dropout": 0.1},
+    )
+    assert every.rates == Rates(0.1, 0.1, 0.2, 0.1)  # a dict (e.g. from JSON) is converted
     assert every.label == "lstm+chrono+zoneout0.1+indrop0.2+recdrop0.1"
+    # A record's flat settings make the same Config again.
+    assert model.Config(**nest_rates(every.to_dict())) == every
+    with pytest.raises(TypeError, match="rates has no zoneout; the rates are zoneout_h"):
+        dataclasses.replace(CONFIG, rates={"zoneout": 0.1})
 
 
 def test_training_draws_masks_and_evaluation_runs_the_expectation():

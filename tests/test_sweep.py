@@ -15,6 +15,7 @@ import pytest
 from _sweep_helpers import cached_environment
 
 from experiments.shared import resume
+from experiments.shared.regularization import Rates
 from experiments.sweep import backends, engine, grid, study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +99,25 @@ def test_grids_join_and_a_tuned_study_starts_with_tuning_cells_on_their_own_seed
     evaluation = grid.eval_cell(spec, group, 2e-3)
     assert evaluation.id == "adding_T50_lstm_lr0.002" and evaluation.role == "eval"
     assert evaluation.config.learning_rate == 2e-3 and evaluation.config.seeds == tuple(range(5))
+
+
+def test_a_regulariser_rate_is_a_grid_axis_and_can_be_tuned():
+    spec = grid.normalise_spec(
+        {
+            "grid": {"variant": ["lstm"], "recurrent_dropout": [0.0, 0.25], "zoneout_c": [0.1]},
+            "tune": "recurrent_dropout",
+        }
+    )
+    cells = grid.expand(spec)
+    assert [cell.id for cell in cells] == [
+        "tune-adding_T50_lstm+zoneout_c0.1",
+        "tune-adding_T50_lstm+zoneout_c0.1+recdrop0.25",
+    ]
+    assert [cell.config.rates.recurrent_dropout for cell in cells] == [0.0, 0.25]
+    group = grid.tuning_groups(cells)[cells[0].group]
+    evaluation = grid.eval_cell(spec, group, 0.25)
+    assert evaluation.config.rates == Rates(zoneout_c=0.1, recurrent_dropout=0.25)
+    assert "--recurrent_dropout=0.25" in grid.cell_flags(evaluation.config)
 
 
 def _record(final_loss, history, status="finished"):

@@ -131,7 +131,7 @@ def main(argv):
             eval_every=FLAGS.eval_every,
             max_eval_windows=FLAGS.max_eval_windows,
             seed=FLAGS.seed,
-            **regularization.rates_from_flags(FLAGS),
+            rates=regularization.rates_from_flags(FLAGS),
         )
         corpus = char_lm.make_corpus(text, source, config.sequence_length)
         prompt = char_lm.default_prompt(corpus) if FLAGS.prompt is None else FLAGS.prompt

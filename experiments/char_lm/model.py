@@ -346,16 +346,6 @@ def _check_dropout(dropout: Any, num_layers: int) -> float:
     return float(dropout)
 
 
-class _Rates(NamedTuple):
-    """The recurrent regulariser rates of :func:`make_model`."""
-
-    zoneout_h: float
-    zoneout_c: float
-    input_dropout: float
-    recurrent_dropout: float
-    candidate_dropout: float
-
-
 @functools.lru_cache(maxsize=64)
 def make_model(
     variant_name: str,
@@ -364,11 +354,7 @@ def make_model(
     num_layers: int = 1,
     dropout: float = 0.0,
     *,
-    zoneout_h: float = 0.0,
-    zoneout_c: float = 0.0,
-    input_dropout: float = 0.0,
-    recurrent_dropout: float = 0.0,
-    candidate_dropout: float = 0.0,
+    rates: regularization.Rates = regularization.NONE,
 ) -> CharLM:
     """Builds the model: one-hot input, ``num_layers`` cells, dropout, linear read-out.
 
@@ -381,15 +367,13 @@ def make_model(
       hidden_size: ``H``, units per layer.
       num_layers: ``L`` stacked layers of the variant.
       dropout: drop probability on the outputs of layers ``1 .. L-1`` while training.
-      zoneout_h, zoneout_c, input_dropout, recurrent_dropout, candidate_dropout: the
-        recurrent regularisers
-        of every layer (:mod:`experiments.shared.regularization`); all 0: none.
+      rates: the recurrent regularisers of every layer, a
+        :class:`~experiments.shared.regularization.Rates`; all 0 (the default): none.
     """
     vocab_size = _checks.positive_int("vocab_size", vocab_size)
     num_layers = _checks.positive_int("num_layers", num_layers)
     dropout = _check_dropout(dropout, num_layers)
-    rates = _Rates(zoneout_h, zoneout_c, input_dropout, recurrent_dropout, candidate_dropout)
-    regularization.check_rates(rates)
+    rates = regularization.Rates.of(rates)
     layer = regularization.regularize(variant(variant_name, hidden_size), rates, variant_name)
     stacked = stack([layer] * num_layers)
     V = vocab_size
@@ -573,13 +557,9 @@ class Config:
       eval_every: steps between evaluations (and checkpoints).
       max_eval_windows: cap on the number of held-out windows scored per evaluation.
       seed: seeds initialisation, batches, dropout and sampling.
-      zoneout_h: zoneout probability on ``h`` while training, [0, 1] (Krueger et al. 2016).
-      zoneout_c: zoneout probability on ``c``, [0, 1]; cells whose state has ``c`` only.
-      input_dropout: variational dropout on each layer's input, [0, 1) (Gal & Ghahramani
-        2016).
-      recurrent_dropout: variational dropout on ``h_{t-1}`` as the step reads it, [0, 1).
-      candidate_dropout: dropout on the LSTM block input ``g`` per step, [0, 1) (Semeniuta
-        et al. 2016); LSTM variants only.
+      rates: the recurrent regularisers' five rates, a
+        :class:`~experiments.shared.regularization.Rates` (a dict of them is converted);
+        all 0 (the default): none.
     """
 
     variant: str = "lstm"
@@ -595,13 +575,10 @@ class Config:
     eval_every: int = 100
     max_eval_windows: int = 1000
     seed: int = 0
-    zoneout_h: float = 0.0
-    zoneout_c: float = 0.0
-    input_dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    candidate_dropout: float = 0.0
+    rates: regularization.Rates = regularization.NONE
 
     def __post_init__(self):
+        object.__setattr__(self, "rates", regularization.Rates.of(self.rates))
         if self.variant not in variant_names():
             raise ValueError(
                 f"Unknown variant {self.variant!r}; valid names: {', '.join(variant_names())}."
@@ -621,9 +598,9 @@ class Config:
             self.optimizer, self.learning_rate, self.clip, "global_norm"
         )
         _check_dropout(self.dropout, self.num_layers)
-        regularization.check_rates(self)
         # refuses rates the cell cannot take (zoneout_c for a gru), naming them
-        regularization.regularize(variant(self.variant, self.hidden_size), self, self.variant)
+        cell = variant(self.variant, self.hidden_size)
+        regularization.regularize(cell, self.rates, self.variant)
 
     @property
     def label(self) -> str:
@@ -633,12 +610,7 @@ class Config:
         (:func:`experiments.shared.regularization.label_suffix`); the dropout between
         layers is not in it, so plain runs keep their ``char_lm_{variant}`` files.
         """
-        return self.variant + regularization.label_suffix(self)
-
-    @property
-    def rates(self) -> dict[str, float]:
-        """The recurrent regulariser rates, as :func:`make_model` takes them."""
-        return {name: getattr(self, name) for name in regularization.RATES}
+        return self.variant + regularization.label_suffix(self.rates)
 
     def to_dict(self) -> dict:
         """Every setting; regulariser rates of 0 are left out (records as before)."""
@@ -656,7 +628,7 @@ def config_model(config: Config, corpus: Corpus) -> CharLM:
         config.hidden_size,
         config.num_layers,
         config.dropout,
-        **config.rates,
+        rates=config.rates,
     )
 
 
@@ -686,7 +658,7 @@ def make_trainer(config: Config, corpus: Corpus) -> Trainer:
     num_starts = corpus.train.size - window + 1
     held_out = eval_windows(corpus.held_out, config.sequence_length, config.max_eval_windows)
     data = (jnp.asarray(corpus.train), jnp.asarray(held_out))
-    regularized = regularization.is_regularized(config)
+    regularized = regularization.is_regularized(config.rates)
 
     def loss_one(params: Readout, key: Array, data: tuple[Array, Array]) -> Array:
         train_ids, _ = data

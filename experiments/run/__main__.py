@@ -246,7 +246,7 @@ def configs_from_flags() -> list[model.Config]:
             eval_every=FLAGS.eval_every,
             eval_batch_size=FLAGS.eval_batch_size,
             seeds=seeds,
-            **regularization.rates_from_flags(FLAGS),
+            rates=regularization.rates_from_flags(FLAGS),
             **(
                 {
                     "test_lengths": FLAGS.test_lengths,

@@ -130,12 +130,9 @@ class Config:
       eval_every: steps between evaluations on fresh held-out batches.
       eval_batch_size: examples per seed in each evaluation.
       seeds: the seeds, trained together.
-      zoneout_h: zoneout probability on ``h`` while training, [0, 1] (Krueger et al. 2016).
-      zoneout_c: zoneout probability on ``c``, [0, 1]; cells whose state has ``c`` only.
-      input_dropout: variational dropout on the input, [0, 1) (Gal & Ghahramani 2016).
-      recurrent_dropout: variational dropout on ``h_{t-1}`` as the step reads it, [0, 1).
-      candidate_dropout: dropout on the LSTM block input ``g`` per step, [0, 1) (Semeniuta
-        et al. 2016); LSTM variants only.
+      rates: the recurrent regularisers' five rates, a
+        :class:`~experiments.shared.regularization.Rates` (a dict of them is converted);
+        all 0 (the default): none.
       test_lengths: state tracking: the test lengths after training (:func:`parse_test_lengths`),
         each above ``length``; Delétang et al. test 41 to 500.
       test_batch_size: state tracking: test strings per length and seed (Delétang et al.: 512).
@@ -158,11 +155,7 @@ class Config:
     eval_every: int = 100
     eval_batch_size: int = 500
     seeds: tuple[int, ...] = (0, 1, 2)
-    zoneout_h: float = 0.0
-    zoneout_c: float = 0.0
-    input_dropout: float = 0.0
-    recurrent_dropout: float = 0.0
-    candidate_dropout: float = 0.0
+    rates: regularization.Rates = regularization.NONE
     test_lengths: str = "41-500"
     test_batch_size: int = 128
     modulus: int = 5
@@ -170,6 +163,7 @@ class Config:
     def __post_init__(self):
         if isinstance(self.seeds, list):  # e.g. from JSON; a tuple keeps the config hashable
             object.__setattr__(self, "seeds", tuple(self.seeds))
+        object.__setattr__(self, "rates", regularization.Rates.of(self.rates))
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}.")
         if self.variant not in variant_names():
@@ -197,7 +191,6 @@ class Config:
             _checks.int_at_least("seed", seed, 0)
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be distinct, got {list(self.seeds)}.")
-        regularization.check_rates(self)
         if self.state_tracking:
             _checks.positive_int("test_batch_size", self.test_batch_size)
             _checks.int_at_least("modulus", self.modulus, 2)
@@ -219,7 +212,7 @@ class Config:
         """
         chrono = self.init == "chrono" and self.variant != "rnn"  # the rnn keeps its init
         name = f"{self.variant}+{self.init}" if chrono or self.init == "li" else self.variant
-        return name + regularization.label_suffix(self)
+        return name + regularization.label_suffix(self.rates)
 
     @property
     def state_tracking(self) -> bool:
@@ -229,7 +222,7 @@ class Config:
     @property
     def regularized(self) -> bool:
         """Whether a regulariser rate is > 0 (then training draws masks)."""
-        return regularization.is_regularized(self)
+        return regularization.is_regularized(self.rates)
 
     @property
     def t_max(self) -> int:
@@ -289,7 +282,7 @@ def make_cell(config: Config) -> Cell:
 
     def layer(**extra: Any) -> Cell:
         cell = variant(config.variant, config.hidden_size, **options, **extra)
-        return regularization.regularize(cell, config, config.variant)
+        return regularization.regularize(cell, config.rates, config.variant)
 
     layers = [layer() for _ in range(config.num_layers - 1)] + [layer(**last_options)]
     return layers[0] if config.num_layers == 1 else stack(layers)

@@ -1,8 +1,9 @@
 """The recurrent regularisers of the experiments: their rates, checks, labels and flags.
 
 The five rates of :func:`lstmx.regularized` (zoneout, Krueger et al. 2016; variational
-dropout, Gal & Ghahramani 2016; dropout on the candidate, Semeniuta et al. 2016), as every
-experiment Config and script takes them:
+dropout, Gal & Ghahramani 2016; dropout on the candidate, Semeniuta et al. 2016), one
+:class:`Rates` record that every experiment Config holds as its ``rates`` field and every
+script fills from the same five flags:
 
 * ``zoneout_h``, ``zoneout_c``: probability of keeping each unit of ``h`` (``c``) from
   the previous step, in [0, 1]; ``zoneout_c`` only for cells whose state has ``c``.
@@ -12,8 +13,9 @@ experiment Config and script takes them:
   where it enters the cell state, a fresh mask per step, in [0, 1); LSTM variants only.
 
 All rates 0 (the default) leave the model, its numbers and its records as they were
-without regularisers: no layer is wrapped, no key is drawn, and :func:`to_dict` leaves
-the zero rates out of a Config's record. A regularised model trains with masks drawn from
+without regularisers: no layer is wrapped, no key is drawn, and :func:`to_dict` writes a
+Config's record with the rates as top-level keys and the zero ones left out, as records
+were before the rates were one record. A regularised model trains with masks drawn from
 ``fold_in(step_key, 1)`` (:data:`KEY_STREAM`), where ``step_key`` is the key the shared
 trainer gives the loss of that step, so randomness stays a pure function of
 ``(seed, step)``; it is evaluated without a key, i.e. by its deterministic expectation,
@@ -29,6 +31,7 @@ only when its rate is > 0, rates written with ``{:g}``. For example
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -40,11 +43,14 @@ from lstmx.cells import Cell
 
 __all__ = [
     "KEY_STREAM",
+    "NONE",
     "RATES",
+    "Rates",
     "check_rates",
     "define_flags",
     "is_regularized",
     "label_suffix",
+    "nest_rates",
     "rates_from_flags",
     "regularize",
     "to_dict",
@@ -101,6 +107,65 @@ def check_rates(config: Any) -> None:
             raise ValueError(f"{name} must lie in {_interval(name)[2]}, got {value}.")
 
 
+@dataclasses.dataclass(frozen=True)
+class Rates:
+    """The five regulariser rates, checked when made (:func:`check_rates`); all 0: none.
+
+    Attributes:
+      zoneout_h: zoneout probability on ``h`` while training, [0, 1] (Krueger et al. 2016).
+      zoneout_c: zoneout probability on ``c``, [0, 1]; cells whose state has ``c`` only.
+      input_dropout: variational dropout on each layer's input, [0, 1) (Gal & Ghahramani
+        2016).
+      recurrent_dropout: variational dropout on ``h_{t-1}`` as the step reads it, [0, 1).
+      candidate_dropout: dropout on an LSTM's block input ``g`` per step, [0, 1) (Semeniuta
+        et al. 2016); LSTM variants only.
+    """
+
+    zoneout_h: float = 0.0
+    zoneout_c: float = 0.0
+    input_dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    candidate_dropout: float = 0.0
+
+    def __post_init__(self):
+        check_rates(self)
+
+    @classmethod
+    def of(cls, value: Any) -> Rates:
+        """``value`` as :class:`Rates`: itself, or a mapping of rate names (e.g. from JSON).
+
+        Raises:
+          TypeError: anything else, or a mapping with a key that is no rate.
+        """
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(RATES))
+            if unknown:
+                raise TypeError(
+                    f"rates has no {', '.join(unknown)}; the rates are {', '.join(RATES)}."
+                )
+            return cls(**value)
+        raise TypeError(
+            f"rates must be a Rates or a dict of {', '.join(RATES)}, "
+            f"got {type(value).__name__} {value!r}."
+        )
+
+
+NONE = Rates()
+"""All rates 0: no regulariser."""
+
+
+def nest_rates(settings: dict) -> dict:
+    """``settings`` (flat, as flags, a grid cell or a record give them) with its rate keys
+    moved into one ``rates`` :class:`Rates` entry, for a Config."""
+    rest = {name: value for name, value in settings.items() if name not in RATES}
+    given = {name: settings[name] for name in RATES if name in settings}
+    if "rates" in rest:
+        given = {**dataclasses.asdict(Rates.of(rest.pop("rates"))), **given}
+    return {**rest, "rates": Rates(**given)}
+
+
 def is_regularized(config: Any) -> bool:
     """Whether any rate of ``config`` is > 0 (then its layers are wrapped)."""
     return any(getattr(config, name) > 0 for name in RATES)
@@ -146,12 +211,16 @@ def label_suffix(config: Any) -> str:
 
 
 def to_dict(settings: dict) -> dict:
-    """``settings`` without the rates that are 0, so plain runs' records stay as before.
+    """``settings`` (``dataclasses.asdict`` of a Config, its ``rates`` a nested dict) with
+    the rates as top-level keys and those that are 0 left out, so plain runs' records stay
+    as before.
 
     Records and checkpoints made before the rates existed then still match a plain run's
     settings on resume; a regularised run records every rate > 0.
     """
-    return {name: value for name, value in settings.items() if name not in RATES or value}
+    flat = {name: value for name, value in settings.items() if name != "rates"}
+    rates = settings.get("rates") or {}
+    return {**flat, **{name: rates[name] for name in RATES if rates.get(name)}}
 
 
 def define_flags() -> None:
@@ -169,6 +238,6 @@ def define_flags() -> None:
         )
 
 
-def rates_from_flags(flag_values: Any = flags.FLAGS) -> dict[str, float]:
-    """``{rate name: value}`` of the rate flags, for a Config."""
-    return {name: getattr(flag_values, name) for name in RATES}
+def rates_from_flags(flag_values: Any = flags.FLAGS) -> Rates:
+    """The :class:`Rates` of the rate flags, for a Config's ``rates``."""
+    return Rates(**{name: getattr(flag_values, name) for name in RATES})

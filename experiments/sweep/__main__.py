@@ -36,11 +36,12 @@ from experiments.compare import loading
 from experiments.compare import report as compare
 from experiments.run.model import Config
 from experiments.shared import cli, watchdog
+from experiments.shared.regularization import RATES
 from experiments.sweep import backends, engine, grid, study
 
 _PROGRAM = "experiments.sweep"
 _FLAG_OF_AXIS = grid.FLAG_NAMES
-_TYPES = {f.name: f.type for f in dataclasses.fields(Config)}
+_TYPES = {f.name: f.type for f in dataclasses.fields(Config)} | dict.fromkeys(RATES, "float")
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(

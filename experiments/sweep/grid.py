@@ -8,7 +8,8 @@ A study is a plain dict (its *spec*, from flags or a study file), for example::
      "seeds": 10, "first_seed": 0,
      "tune": "learning_rate", "tuning_seeds": 3, "first_tuning_seed": 1000}
 
-Every :class:`experiments.run.model.Config` field but ``seeds`` can be a grid axis; an
+Every :class:`experiments.run.model.Config` field but ``seeds`` (each rate of ``rates``
+on its own) can be a grid axis; an
 axis left out takes ``experiments.run``'s default (per task for ``length``,
 ``batch_size`` and ``steps``). The grid's product gives one *cell* per combination:
 every setting but the seed, trained as one program over the study's seeds.
@@ -35,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from experiments.run.model import TASK_DEFAULTS, Config
+from experiments.shared import regularization
 from experiments.shared.regularization import RATES
 
 __all__ = [
@@ -53,8 +55,14 @@ __all__ = [
     "tuning_groups",
 ]
 
-AXES = tuple(f.name for f in dataclasses.fields(Config) if f.name != "seeds")
-"""The settings a grid can vary: every Config field but the seeds."""
+AXES = tuple(
+    name
+    for field in dataclasses.fields(Config)
+    if field.name != "seeds"
+    for name in (RATES if field.name == "rates" else (field.name,))
+)
+"""The settings a grid can vary: every Config field but the seeds, the five regulariser
+rates each on its own (as experiments.run's flags name them)."""
 
 FLAG_NAMES = {axis: axis for axis in AXES} | {
     "length": "lengths",
@@ -212,6 +220,19 @@ def spec_from_study_file(fields: Mapping[str, Any]) -> dict:
     return normalise_spec({**settings, "grid": joined})
 
 
+def setting(config: Config, name: str) -> Any:
+    """The value of grid axis ``name`` (:data:`AXES`) in ``config``: a field, or a rate."""
+    return getattr(config.rates, name) if name in RATES else getattr(config, name)
+
+
+def replace(config: Config, **changes: Any) -> Config:
+    """``dataclasses.replace`` of ``config`` with grid axes, rates among them, changed."""
+    rates = {name: changes.pop(name) for name in list(changes) if name in RATES}
+    if rates:
+        changes["rates"] = dataclasses.replace(config.rates, **rates)
+    return dataclasses.replace(config, **changes)
+
+
 def _value_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -224,14 +245,14 @@ def _cell_id(config: Config, varying: Sequence[str], prefix: str = "") -> str:
     parts = [f"{config.task}_T{config.length}_{config.label}"]
     for name in varying:
         if name not in _IN_LABEL:
-            parts.append(f"{_SHORT.get(name, name)}{_value_text(getattr(config, name))}")
+            parts.append(f"{_SHORT.get(name, name)}{_value_text(setting(config, name))}")
     return prefix + "_".join(parts)
 
 
 def _config(settings: dict, seeds: tuple[int, ...]) -> Config:
     defaults = TASK_DEFAULTS[settings["task"]] if settings.get("task") in TASK_DEFAULTS else {}
     try:
-        return Config(**{**defaults, **settings, "seeds": seeds})
+        return Config(**regularization.nest_rates({**defaults, **settings, "seeds": seeds}))
     except (ValueError, TypeError) as error:
         shown = ", ".join(f"{k}={v!r}" for k, v in settings.items())
         raise GridError(f"experiments.run would refuse the cell {shown}: {error}") from None
@@ -247,7 +268,7 @@ def _combinations(spec: dict) -> list[dict]:
 
 def _varying(configs: Sequence[Config]) -> list[str]:
     """The settings whose values differ between the configs, in AXES order."""
-    return [name for name in AXES if len({getattr(c, name) for c in configs}) > 1]
+    return [name for name in AXES if len({setting(c, name) for c in configs}) > 1]
 
 
 def expand(spec: dict) -> list[Cell]:
@@ -345,7 +366,7 @@ def pick(tune: str, cells: Sequence[Cell], records: Mapping[str, Sequence[Mappin
       cells: the group's tuning cells, in the grid's order.
       records: ``{cell id: its records}``, every seed of every cell.
     """
-    values = [getattr(cell.config, tune) for cell in cells]
+    values = [setting(cell.config, tune) for cell in cells]
     scores = [_score(records[cell.id]) for cell in cells]
     best = min(range(len(cells)), key=lambda i: (scores[i][0], scores[i][1], i))
     return Pick(values[best], values, scores)
@@ -357,7 +378,7 @@ def eval_cell(spec: dict, group: Sequence[Cell], picked: Any) -> Cell:
     Its id is the group's with the picked value, e.g. ``adding_T100_lstm_lr0.003``.
     """
     seeds = tuple(range(spec["first_seed"], spec["first_seed"] + spec["seeds"]))
-    config = dataclasses.replace(group[0].config, **{spec["tune"]: picked}, seeds=seeds)
+    config = replace(group[0].config, **{spec["tune"]: picked}, seeds=seeds)
     tuned = f"_{_SHORT.get(spec['tune'], spec['tune'])}{_value_text(picked)}"
     return Cell(group[0].group + tuned, "eval", config, group[0].group)
 
