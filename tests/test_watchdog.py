@@ -47,18 +47,17 @@ _WEDGED_RUN = textwrap.dedent(
             jax.block_until_ready(wedge(jnp.float32(0)))
             return call(*args)
         return wedged_first
-    experiment = loop.experiment(config, workdir)
-
-    def make_trainer(seeds):
-        trainer = experiment.make_trainer(seeds)
-        if wedged == "init":
-            return trainer._replace(init=wedged_call(trainer.init))
-        return trainer._replace(train=wedged_call(trainer.train))
+    class Wedged(loop.TaskExperiment):
+        def make_trainer(self, seeds):
+            trainer = super().make_trainer(seeds)
+            if wedged == "init":
+                return trainer._replace(init=wedged_call(trainer.init))
+            return trainer._replace(train=wedged_call(trainer.train))
 
     print("started", flush=True)
     sys.stdout.reconfigure(line_buffering=True)
     with watchdog.supervise(timeout, program="wedged"):
-        resume.run(experiment._replace(make_trainer=make_trainer), log=print)
+        resume.run(Wedged(config, workdir), log=print)
     print("finished without a stall", flush=True)
     """
 )

@@ -90,6 +90,7 @@ __all__ = [
     "OPTIMIZERS",
     "RECORD_FORMAT",
     "CharLM",
+    "CharLMExperiment",
     "Config",
     "ConfigMismatchError",
     "Corpus",
@@ -724,6 +725,80 @@ def _progress(config: Config, points: list[dict]) -> str:
     )
 
 
+@dataclasses.dataclass(eq=False)
+class CharLMExperiment(resume.Experiment):
+    """The resumable loop's view of one character-level run (one seed): its checkpoint is
+    kept (the trained model), ``steps`` may grow between calls, and the record holds a
+    sample drawn from the trained model.
+
+    Attributes:
+      config: the training settings.
+      corpus: the corpus trained on (its sha256 guards the checkpoint).
+      workdir: where the record and ``checkpoints/`` go.
+      prompt, temperature, sample_length: what the record's sample is drawn with.
+    """
+
+    config: Config
+    corpus: Corpus
+    workdir: Path
+    prompt: str
+    temperature: float
+    sample_length: int
+    neutral_settings: tuple[str, ...] = ("steps",)
+    keep_checkpoint: bool = True
+
+    def __post_init__(self):
+        config = self.config
+        self.name = f"char_lm {config.label}"
+        self.settings = config.to_dict()
+        self.seeds = (config.seed,)
+        self.steps = config.steps
+        self.eval_every = config.eval_every
+        self.checkpoint = checkpoint_path(self.workdir, config.label)
+        self.data_fingerprint = ("corpus text", self.corpus.sha256)
+        self._model = config_model(config, self.corpus)
+
+    def record_path(self, seed: int) -> Path:
+        return record_path(self.workdir, self.config.label)
+
+    def make_trainer(self, seeds: tuple[int, ...]) -> Trainer:
+        return make_trainer(self.config, self.corpus)
+
+    def history_points(self, chunk: resume.Chunk, wall_time: float) -> list[dict]:
+        return _history_points(chunk, wall_time)
+
+    def progress(self, step: int, points: list[dict], steps_per_second: float) -> str:
+        return _progress(self.config, points)
+
+    def make_record(self, outcome: resume.Outcome, index: int) -> dict:
+        config, corpus = self.config, self.corpus
+        params = jax.tree_util.tree_map(lambda leaf: leaf[index], outcome.state.params)
+        text = sample(
+            self._model,
+            params,
+            corpus.vocab,
+            self.prompt,
+            self.sample_length,
+            self.temperature,
+            _sample_key(config.seed),
+        )
+        history = [points[index] for points in outcome.history]
+        return {
+            "format": RECORD_FORMAT,
+            "variant": config.variant,
+            "config": config.to_dict(),
+            "corpus": corpus.info(),
+            "num_params": outcome.num_params,
+            "history": history,
+            "final_bpc": history[-1]["held_out_bpc"],
+            "uniform_bpc": math.log2(corpus.vocab.size),
+            "samples": [{"prompt": self.prompt, "temperature": self.temperature, "text": text}],
+            "steps_per_second": outcome.steps_per_second,
+            "wall_time": outcome.wall_time,
+            "versions": records.software_versions(),
+        }
+
+
 def run_char_lm(
     config: Config,
     corpus: Corpus,
@@ -775,52 +850,6 @@ def run_char_lm(
         corpus.vocab.encode(prompt)
     except ValueError as error:
         raise ValueError(f"the prompt has {error}") from None
-    workdir = Path(workdir)
-    model = config_model(config, corpus)
-
-    def make_record(outcome: resume.Outcome, index: int) -> dict:
-        params = jax.tree_util.tree_map(lambda leaf: leaf[index], outcome.state.params)
-        text = sample(
-            model,
-            params,
-            corpus.vocab,
-            prompt,
-            sample_length,
-            temperature,
-            _sample_key(config.seed),
-        )
-        history = [points[index] for points in outcome.history]
-        return {
-            "format": RECORD_FORMAT,
-            "variant": config.variant,
-            "config": config.to_dict(),
-            "corpus": corpus.info(),
-            "num_params": outcome.num_params,
-            "history": history,
-            "final_bpc": history[-1]["held_out_bpc"],
-            "uniform_bpc": math.log2(corpus.vocab.size),
-            "samples": [{"prompt": prompt, "temperature": temperature, "text": text}],
-            "steps_per_second": outcome.steps_per_second,
-            "wall_time": outcome.wall_time,
-            "versions": records.software_versions(),
-        }
-
-    experiment = resume.Experiment(
-        name=f"char_lm {config.label}",
-        workdir=workdir,
-        settings=config.to_dict(),
-        seeds=(config.seed,),
-        steps=config.steps,
-        eval_every=config.eval_every,
-        checkpoint=checkpoint_path(workdir, config.label),
-        record_path=lambda _seed: record_path(workdir, config.label),
-        make_trainer=lambda _seeds: make_trainer(config, corpus),
-        history_points=_history_points,
-        progress=lambda _step, points, _rate: _progress(config, points),
-        make_record=make_record,
-        neutral_settings=("steps",),
-        keep_checkpoint=True,
-        data_fingerprint=("corpus text", corpus.sha256),
-    )
+    experiment = CharLMExperiment(config, corpus, Path(workdir), prompt, temperature, sample_length)
     result = resume.run(experiment, log=log, stop_after=stop_after)
     return result.records[0] if result.records else None

@@ -55,6 +55,7 @@ __all__ = [
     "BASELINES",
     "SERIES",
     "Config",
+    "ForecastExperiment",
     "Forecaster",
     "Split",
     "fit_linear_ar",
@@ -493,36 +494,70 @@ def variant_seed(name: str) -> int:
     return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
 
 
-def _experiment(
-    config: Config, name: str, workdir: Path, windows: tuple, test_targets: np.ndarray, scale
-) -> resume.Experiment:
-    """The resumable loop's view of one variant's training (one seed)."""
-    forecaster = make_forecaster(name, config.hidden_size, config.horizon)
-    key = jax.random.fold_in(jax.random.key(config.seed), variant_seed(name))
-    settings = _variant_settings(config, name)
-    trainer = make_trainer(
-        forecaster,
-        windows,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        key=key,
-    )
+@dataclasses.dataclass(eq=False)
+class ForecastExperiment(resume.Experiment):
+    """The resumable loop's view of one variant's training (one seed): its checkpoint is
+    kept (the trained model) and ``steps`` may grow between calls.
 
-    def progress(step: int, points: list[dict], _rate: float) -> str:
-        return (
-            f"forecast {name:>8} step {step:>6}/{config.steps}  train MSE (normalised) "
-            f"{points[0]['train_mse']:.5f}  {points[0]['wall_time']:.1f} s"
+    Attributes:
+      config: the forecasting settings.
+      variant: the variant's name.
+      workdir: where its record and checkpoint live.
+      windows: the ``(train, validation, test)`` lag windows.
+      test_targets: the test targets in the series' units.
+      scale: maps a normalised prediction back to the series' units.
+    """
+
+    config: Config
+    variant: str
+    workdir: Path
+    windows: tuple
+    test_targets: np.ndarray
+    scale: Callable[[Array], Array]
+    neutral_settings: tuple[str, ...] = ("steps",)
+    keep_checkpoint: bool = True
+
+    def __post_init__(self):
+        config, name = self.config, self.variant
+        self.name = f"forecast {name}"
+        self.settings = _variant_settings(config, name)
+        self.seeds = (config.seed,)
+        self.steps = config.steps
+        self.eval_every = max(1, config.steps // 4)
+        self.checkpoint = checkpoint_path(self.workdir, name)
+        self._forecaster = make_forecaster(name, config.hidden_size, config.horizon)
+        self._trainer = make_trainer(
+            self._forecaster,
+            self.windows,
+            batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            key=jax.random.fold_in(jax.random.key(config.seed), variant_seed(name)),
         )
 
-    def make_record(outcome: resume.Outcome, index: int) -> dict:
+    def record_path(self, seed: int) -> Path:
+        return record_path(self.workdir, self.variant)
+
+    def make_trainer(self, seeds: tuple[int, ...]):
+        return self._trainer
+
+    def history_points(self, chunk: resume.Chunk, wall_time: float) -> list[dict]:
+        return _history_points(chunk, wall_time)
+
+    def progress(self, step: int, points: list[dict], steps_per_second: float) -> str:
+        return (
+            f"forecast {self.variant:>8} step {step:>6}/{self.config.steps}  train MSE "
+            f"(normalised) {points[0]['train_mse']:.5f}  {points[0]['wall_time']:.1f} s"
+        )
+
+    def make_record(self, outcome: resume.Outcome, index: int) -> dict:
         params = jax.tree_util.tree_map(lambda leaf: leaf[index], outcome.state.params)
-        prediction = scale(forecaster.predict(params, windows[2]))
-        total, per_step = mse(prediction, test_targets)
-        variance = float(np.var(test_targets))
+        prediction = self.scale(self._forecaster.predict(params, self.windows[2]))
+        total, per_step = mse(prediction, self.test_targets)
+        variance = float(np.var(self.test_targets))
         return {
             "format": RECORD_FORMAT,
-            "variant": name,
-            "config": settings,
+            "variant": self.variant,
+            "config": self.settings,
             "num_params": outcome.num_params,
             "history": [points[index] for points in outcome.history],
             "test_mse": total,
@@ -532,23 +567,6 @@ def _experiment(
             "wall_time": outcome.wall_time,
             "versions": records.software_versions(),
         }
-
-    return resume.Experiment(
-        name=f"forecast {name}",
-        workdir=workdir,
-        settings=settings,
-        seeds=(config.seed,),
-        steps=config.steps,
-        eval_every=max(1, config.steps // 4),
-        checkpoint=checkpoint_path(workdir, name),
-        record_path=lambda _seed: record_path(workdir, name),
-        make_trainer=lambda _seeds: trainer,
-        history_points=_history_points,
-        progress=progress,
-        make_record=make_record,
-        neutral_settings=("steps",),
-        keep_checkpoint=True,
-    )
 
 
 def run_forecast(
@@ -615,7 +633,9 @@ def run_forecast(
     )
     with resume.lock_workdir(workdir):
         for name in config.variants:
-            experiment = _experiment(config, name, workdir, windows, data.test_targets, scale)
+            experiment = ForecastExperiment(
+                config, name, workdir, windows, data.test_targets, scale
+            )
             outcome = resume.run(experiment, log=log).outcome
             forecaster = make_forecaster(name, config.hidden_size, config.horizon)
             params = jax.tree_util.tree_map(lambda leaf: leaf[0], outcome.state.params)

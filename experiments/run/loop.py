@@ -1,7 +1,8 @@
 """One variant of the synthetic-task comparison through the shared resumable loop.
 
 :func:`run_variant` is what ``python -m experiments.run`` calls once per variant: it
-describes the run (:class:`experiments.shared.resume.Experiment`) and hands it to
+describes the run (:class:`TaskExperiment`, an :class:`experiments.shared.resume.Experiment`)
+and hands it to
 :func:`experiments.shared.resume.run`, which locks the workdir, skips finished seeds,
 resumes from a checkpoint, stops gracefully on SIGTERM/SIGINT and writes the records
 (format in :mod:`experiments.shared.records`).
@@ -31,7 +32,7 @@ from experiments.run.model import (
 from experiments.shared import metrics, records, resume
 from experiments.shared.resume import ConfigMismatchError
 
-__all__ = ["ConfigMismatchError", "experiment", "run_variant"]
+__all__ = ["ConfigMismatchError", "TaskExperiment", "run_variant"]
 
 
 def _history_points(chunk: resume.Chunk, wall_time: float) -> list[dict]:
@@ -117,50 +118,68 @@ def _test(config: Config, state, seeds: tuple[int, ...]) -> dict:
     return {"accuracy": test(state.params)}
 
 
-def experiment(
-    config: Config,
-    workdir: str | os.PathLike,
-    tensorboard: bool = True,
-    position: tuple[int, int] | None = None,
-    advance: Callable[[str, int, int], None] | None = None,
-) -> resume.Experiment:
-    """The resumable loop's view of one variant's run (all its seeds) in ``workdir``; with
-    ``tensorboard``, each evaluation is also written to ``workdir/tensorboard``
-    (:mod:`experiments.shared.metrics`); ``position`` ``(k, n)``: this is variant k of n
-    (shown in the progress lines); ``advance(name, step, steps)`` after each evaluation
-    moves a progress bar (:mod:`experiments.shared.progress`)."""
-    workdir = Path(workdir)
-    run_name = records.checkpoint_path(workdir, config.task, config.length, config.label).stem
-    name = f"{config.task} T={config.length} {config.label}"
-    observers = (
-        [metrics.tensorboard_writer(workdir / "tensorboard" / run_name)] if tensorboard else []
-    )
-    if advance is not None:
-        where = f"[{position[0]}/{position[1]}] " if position else ""
-        observers.append(lambda step, seeds, points: advance(where + name, step, config.steps))
+@dataclasses.dataclass
+class TaskExperiment(resume.Experiment):
+    """The resumable loop's view of one variant's run (all its seeds) in ``workdir``.
 
-    def observe(step: int, seeds: tuple[int, ...], points: list[dict]) -> None:
-        for observer in observers:
-            observer(step, seeds, points)
+    Attributes:
+      config: the run's settings.
+      workdir: where records and checkpoints live.
+      tensorboard: also write each evaluation to ``workdir/tensorboard``
+        (:mod:`experiments.shared.metrics`).
+      position: ``(k, n)``: this is variant k of n (shown in the progress lines).
+      advance: ``advance(name, step, steps)`` after each evaluation moves a progress bar
+        (:mod:`experiments.shared.progress`).
+    """
 
-    return resume.Experiment(
-        name=name,
-        workdir=workdir,
-        settings=config.to_dict(),
-        seeds=config.seeds,
-        steps=config.steps,
-        eval_every=config.eval_every,
-        checkpoint=records.checkpoint_path(workdir, config.task, config.length, config.label),
-        record_path=lambda seed: records.record_path(
-            workdir, config.task, config.length, config.label, seed
-        ),
-        make_trainer=lambda seeds: make_trainer(dataclasses.replace(config, seeds=seeds)),
-        history_points=_history_points,
-        progress=lambda step, points, rate: _progress(config, position, step, points, rate),
-        make_record=lambda outcome, index: _record(config, outcome, index),
-        test=(lambda state, seeds: _test(config, state, seeds)) if config.state_tracking else None,
-        observe=observe if observers else None,
-    )
+    config: Config
+    workdir: Path
+    tensorboard: bool = True
+    position: tuple[int, int] | None = None
+    advance: Callable[[str, int, int], None] | None = None
+
+    def __post_init__(self):
+        config = self.config
+        self.workdir = Path(self.workdir)
+        self.name = f"{config.task} T={config.length} {config.label}"
+        self.settings = config.to_dict()
+        self.seeds = config.seeds
+        self.steps = config.steps
+        self.eval_every = config.eval_every
+        self.checkpoint = records.checkpoint_path(
+            self.workdir, config.task, config.length, config.label
+        )
+        self.tests_after_training = config.state_tracking
+        self._writer = None
+        if self.tensorboard:
+            tensorboard_dir = self.workdir / "tensorboard" / self.checkpoint.stem
+            self._writer = metrics.tensorboard_writer(tensorboard_dir)
+
+    def record_path(self, seed: int) -> Path:
+        config = self.config
+        return records.record_path(self.workdir, config.task, config.length, config.label, seed)
+
+    def make_trainer(self, seeds: tuple[int, ...]):
+        return make_trainer(dataclasses.replace(self.config, seeds=seeds))
+
+    def history_points(self, chunk: resume.Chunk, wall_time: float) -> list[dict]:
+        return _history_points(chunk, wall_time)
+
+    def progress(self, step: int, points: list[dict], steps_per_second: float) -> str:
+        return _progress(self.config, self.position, step, points, steps_per_second)
+
+    def make_record(self, outcome: resume.Outcome, index: int) -> dict:
+        return _record(self.config, outcome, index)
+
+    def test(self, state, seeds: tuple[int, ...]) -> dict:
+        return _test(self.config, state, seeds)
+
+    def observe(self, step: int, seeds: tuple[int, ...], points: list[dict]) -> None:
+        if self._writer is not None:
+            self._writer(step, seeds, points)
+        if self.advance is not None:
+            where = f"[{self.position[0]}/{self.position[1]}] " if self.position else ""
+            self.advance(where + self.name, step, self.config.steps)
 
 
 def run_variant(
@@ -194,7 +213,7 @@ def run_variant(
         :func:`experiments.shared.resume.run`.
     """
     result = resume.run(
-        experiment(config, workdir, tensorboard, position, advance),
+        TaskExperiment(config, workdir, tensorboard, position, advance),
         checkpoint_every=checkpoint_every,
         log=log,
         stop_after=stop_after,

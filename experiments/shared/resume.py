@@ -42,7 +42,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -231,8 +231,12 @@ class Result(NamedTuple):
     outcome: Outcome | None
 
 
-class Experiment(NamedTuple):
+class Experiment(Protocol):
     """One training run (all its seeds) as the resumable loop sees it.
+
+    An experiment implements it as a small class (``experiments.run.loop.TaskExperiment``,
+    ``experiments.char_lm.model.CharLMExperiment``, ``experiments.forecast.model.
+    ForecastExperiment``) that subclasses it, so that the defaults below apply.
 
     Attributes:
       name: how messages name the run, e.g. "adding T=8 gru".
@@ -242,22 +246,13 @@ class Experiment(NamedTuple):
       steps: steps to train.
       eval_every: steps per chunk (one evaluation, possibly a checkpoint, each).
       checkpoint: the path of the checkpoint of all seeds.
-      record_path: ``record_path(seed) -> Path``.
-      make_trainer: ``make_trainer(seeds) -> Trainer`` for a subset of ``seeds``.
-      history_points: ``history_points(chunk, wall_time) -> [point per seed]`` (dicts).
-      progress: ``progress(step, points, steps_per_second) -> str``, one line per chunk.
-      make_record: ``make_record(outcome, index) -> dict``, the record of seed
-        ``outcome.seeds[index]``.
       neutral_settings: settings that may differ between a run and its resumption.
       keep_checkpoint: keep the final checkpoint (it is the trained model) and write the
         records on every call; otherwise seeds with a record are skipped and the
         checkpoint is removed once the records are written.
       data_fingerprint: ``(what, sha256)`` of the data trained on, e.g. ``("corpus text",
         digest)``; a checkpoint of other data is refused.
-      test: ``test(state, seeds) -> {name: [S, ...]}``, run once on the final state before
-        the records are made (e.g. accuracy on longer strings); None: no test.
-      observe: ``observe(step, seeds, points)`` after each evaluation (e.g. live metrics,
-        :mod:`experiments.shared.metrics`); None: nothing.
+      tests_after_training: whether :meth:`test` runs once on the final state.
     """
 
     name: str
@@ -267,16 +262,39 @@ class Experiment(NamedTuple):
     steps: int
     eval_every: int
     checkpoint: Path
-    record_path: Callable[[int], Path]
-    make_trainer: Callable[[tuple[int, ...]], Trainer]
-    history_points: Callable[[Chunk, float], list[dict]]
-    progress: Callable[[int, list[dict], float], str]
-    make_record: Callable[[Outcome, int], dict]
     neutral_settings: tuple[str, ...] = ("seeds",)
     keep_checkpoint: bool = False
     data_fingerprint: tuple[str, str] | None = None
-    test: Callable[[TrainState, tuple[int, ...]], dict[str, Any]] | None = None
-    observe: Callable[[int, tuple[int, ...], list[dict]], None] | None = None
+    tests_after_training: bool = False
+
+    def record_path(self, seed: int) -> Path:
+        """The path of ``seed``'s record."""
+        ...
+
+    def make_trainer(self, seeds: tuple[int, ...]) -> Trainer:
+        """The trainer of a subset of :attr:`seeds`."""
+        ...
+
+    def history_points(self, chunk: Chunk, wall_time: float) -> list[dict]:
+        """One history point (a dict) per seed after a chunk."""
+        ...
+
+    def progress(self, step: int, points: list[dict], steps_per_second: float) -> str:
+        """One progress line per chunk."""
+        ...
+
+    def make_record(self, outcome: Outcome, index: int) -> dict:
+        """The record of seed ``outcome.seeds[index]``."""
+        ...
+
+    def test(self, state: TrainState, seeds: tuple[int, ...]) -> dict[str, Any]:
+        """``{name: [S, ...]}`` from the final state (e.g. accuracy on longer strings), run
+        once before the records are made when :attr:`tests_after_training`."""
+        return {}
+
+    def observe(self, step: int, seeds: tuple[int, ...], points: list[dict]) -> None:
+        """Called after each evaluation (e.g. live metrics, :mod:`experiments.shared.
+        metrics`); does nothing unless overridden."""
 
 
 def settings_that_differ(recorded: dict, wanted: dict, neutral: tuple[str, ...] = ()) -> list[str]:
@@ -553,7 +571,7 @@ def _train(
         history.append(points)
         chunk_rates.append([chunk / elapsed, steps_done_here == chunk])
         log(experiment.progress(step, points, chunk / elapsed))
-        if experiment.observe is not None and _writes_files():
+        if _writes_files():
             experiment.observe(step, train_seeds, points)
         stopping = _anyone_stopping(supervisor)
         if stopping or len(history) % checkpoint_every == 0 or step == experiment.steps:
@@ -583,7 +601,7 @@ def _train(
     with supervisor.waiting(f"copying {name} to the host"):
         host_state = _to_host(state)
     tested = None
-    if experiment.test is not None:
+    if experiment.tests_after_training:
         log(f"testing {name}")
         with supervisor.waiting(f"testing {name}"):
             tested = _to_host(experiment.test(host_state, train_seeds))
