@@ -212,3 +212,20 @@ def test_every_script_that_writes_a_workdir_refuses_a_locked_one(tmp_path, modul
     assert lines and "in use by another run" in lines[-1] and f"PID {os.getpid()}" in lines[-1]
     after = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.iterdir())
     assert after == before
+
+
+def test_a_lock_that_cannot_be_taken_is_named_in_one_line_before_anything_is_written(tmp_path):
+    (tmp_path / resume.LOCK_NAME).mkdir()  # .lock is a directory: open() fails (EISDIR)
+    refused = pytest.raises(resume.WriteError, match=r"could not take the workdir's lock .*\.lock")
+    with refused, resume.lock_workdir(tmp_path):
+        pytest.fail("the block ran without the lock")
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.run", f"--workdir={tmp_path}", "--variants=rnn",
+         "--length=5", "--hidden_size=4", "--steps=2", "--eval_every=1", "--seeds=1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("experiments.run: error: could not take the workdir's lock")
+    assert "Is a directory" in lines[0] and "summary" not in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [resume.LOCK_NAME]

@@ -95,7 +95,7 @@ def main(argv):
     try:
         with resume.lock_workdir(workdir, wait=FLAGS.wait_for_lock):
             _run(workdir)
-    except resume.WorkdirLockedError as error:
+    except (resume.WorkdirLockedError, resume.WriteError) as error:
         sys.exit(f"experiments.gradient_flow: error: {error}")
 
 

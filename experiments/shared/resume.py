@@ -106,6 +106,13 @@ def _holder(fd: int) -> str:
     return text or "a process that has not written its PID yet"
 
 
+def _lock_failure(path: Path, error: OSError) -> str:
+    return (
+        f"could not take the workdir's lock {path} ({error.strerror or error}); nothing was "
+        "trained or written; use a workdir this process can write."
+    )
+
+
 @contextlib.contextmanager
 def lock_workdir(
     workdir: str | os.PathLike,
@@ -128,14 +135,19 @@ def lock_workdir(
     Raises:
       WorkdirLockedError: another process holds the lock and ``wait`` is False; names its PID
         and host. Nothing in the workdir has been written.
+      WriteError: the lock file cannot be made, opened, locked or written (a full disk, a
+        read-only or immutable workdir, ``.lock`` a directory); names the file.
     """
     path = Path(workdir) / LOCK_NAME
     key = str(path.resolve())
     if not enabled or key in _held_locks:
         yield
         return
-    Path(workdir).mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        raise WriteError(_lock_failure(path, error)) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,11 +160,15 @@ def lock_workdir(
                 ) from None
             log(f"waiting for {workdir}: in use by another run ({holder})")
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as error:
+            raise WriteError(_lock_failure(path, error)) from None
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        os.ftruncate(fd, 0)
-        os.pwrite(
-            fd, f"PID {os.getpid()} on host {socket.gethostname()} since {stamp}\n".encode(), 0
-        )
+        holder = f"PID {os.getpid()} on host {socket.gethostname()} since {stamp}\n"
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode(), 0)
+        except OSError as error:
+            raise WriteError(_lock_failure(path, error)) from None
         _held_locks[key] = fd
         try:
             yield
