@@ -3,12 +3,17 @@
 Every named variant and a spread of ``lstmx.lstm`` option combinations are run step by
 step with random non-zero weights (biases, peepholes and FGR matrices included) from a
 random non-zero initial state, and compared with the reference written from the papers'
-equations (the README's "The cells"). Parameter and state layouts (named fields) and the
-README's claims about the default and chrono initialisations are checked here; shapes,
-dtypes and batch shapes of every cell are in tests/test_contract.py.
+equations (the README's "The cells"). Every named variant (the reference has a spec for
+each name of ``lstmx.variant_names()``, no more, no fewer) is also run through
+``lstmx.scan`` (its fast path where it has one; minGRU / minLSTM on both their parallel
+and sequential paths) in float64 and held to the reference at 1e-13. Parameter and state
+layouts (named fields) and the README's claims about the default and chrono
+initialisations are checked here; shapes, dtypes and batch shapes of every cell are in
+tests/test_contract.py.
 """
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,9 +48,34 @@ def _rng(*tags) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+# The lstmx params and state types of each reference spec.
+PARAMS_TYPES = {
+    ref.LSTMSpec: lstmx.LSTMParams,
+    ref.GRUSpec: lstmx.GRUParams,
+    ref.RNNSpec: lstmx.RNNParams,
+    ref.JANETSpec: lstmx.JANETParams,
+    ref.MGUSpec: lstmx.MGUParams,
+    ref.IndRNNSpec: lstmx.IndRNNParams,
+    ref.MinGRUSpec: lstmx.MinGRUParams,
+    ref.MinLSTMSpec: lstmx.MinLSTMParams,
+    ref.SLSTMSpec: lstmx.SLSTMParams,
+}
+STATE_TYPES = {
+    ref.LSTMSpec: lstmx.LSTMState,
+    ref.GRUSpec: lstmx.GRUState,
+    ref.RNNSpec: lstmx.RNNState,
+    ref.JANETSpec: lstmx.JANETState,
+    ref.MGUSpec: lstmx.MGUState,
+    ref.IndRNNSpec: lstmx.IndRNNState,
+    ref.MinGRUSpec: lstmx.MinRNNState,
+    ref.MinLSTMSpec: lstmx.MinRNNState,
+    ref.SLSTMSpec: lstmx.SLSTMState,
+}
+
+
 def _make_cell(spec: ref.Spec, hidden_size: int, **kwargs):
     if isinstance(spec, ref.LSTMSpec):
-        return lstmx.lstm(hidden_size, **spec.kwargs(), **kwargs)
+        return lstmx.lstm(hidden_size, **spec.kwargs(hidden_size), **kwargs)
     if isinstance(spec, ref.GRUSpec):
         return lstmx.gru(hidden_size, **spec.kwargs(), **kwargs)
     activation = {"tanh": jnp.tanh, "relu": jax.nn.relu}[spec.activation]
@@ -64,15 +94,15 @@ def _check_param_layout(params, spec: ref.Spec, input_size: int, hidden_size: in
             assert tuple(value.shape) == shape, f"{name}: {value.shape} != {shape}"
 
 
-def _with_weights(params, weights):
-    """The cell's own params NamedTuple with every present field replaced."""
-    replace = {k: jnp.asarray(v, jnp.float32) for k, v in weights.items() if v is not None}
+def _with_weights(params, weights, dtype=jnp.float32):
+    """The cell's own params NamedTuple with every present field replaced (by name)."""
+    replace = {k: jnp.asarray(v, dtype) for k, v in weights.items() if v is not None}
     return params._replace(**replace)
 
 
-def _with_state(state, values):
+def _with_state(state, values, dtype=jnp.float32):
     assert set(state._fields) == set(values), (state._fields, tuple(values))
-    return state._replace(**{k: jnp.asarray(v, jnp.float32) for k, v in values.items()})
+    return state._replace(**{k: jnp.asarray(v, dtype) for k, v in values.items()})
 
 
 def _run_lstmx(cell, params, state, xs):
@@ -95,7 +125,7 @@ def _compare_with_reference(cell, spec, batch_shape, rng, input_size=INPUT_SIZE)
     final, ys = _run_lstmx(cell, _with_weights(params, weights), state, xs)
     ys_ref, final_ref = ref.reference_run(spec, weights, xs, state0)
 
-    assert ys.shape == (*batch_shape, STEPS, H)
+    assert ys.shape == (*batch_shape, STEPS, cell.output_size)
     np.testing.assert_allclose(ys, ys_ref, rtol=RTOL, atol=ATOL, err_msg="outputs")
     assert set(final._fields) == set(final_ref)
     for name, expected in final_ref.items():
@@ -227,14 +257,77 @@ def test_reference_np_variant_is_plain_lstm():
     assert ref.VARIANT_SPECS["np"] == ref.VARIANT_SPECS["lstm"] == ref.LSTMSpec()
 
 
+@pytest.mark.parametrize("forget_gate", ["sigmoid", "exp"])
+def test_reference_slstm_is_the_stabilised_form_of_the_plain_equations(forget_gate):
+    # Un-stabilised, with R built densely: c = f c + i z, n = f n + i, h = o c / n,
+    # i = exp(ĩ), from c = n = 0. The stabilised reference carries c e^{-m} and n e^{-m}.
+    rng = _rng("slstm-plain", forget_gate)
+    H, K = 6, 2
+    d = H // K
+    spec = ref.SLSTMSpec(forget_gate=forget_gate, num_heads=K)
+    w = ref.random_weights(spec, INPUT_SIZE, H, rng)
+    xs = rng.standard_normal((3, STEPS, INPUT_SIZE))
+    R = np.zeros((H, 4 * H))
+    for k in range(K):
+        for gate in range(4):
+            R[k * d : (k + 1) * d, gate * H + k * d : gate * H + (k + 1) * d] = w["w_h"][k][
+                :, gate * d : (gate + 1) * d
+            ]
+    h, c, n = np.zeros((3, H)), np.zeros((3, H)), np.zeros((3, H))
+    hs = []
+    for t in range(STEPS):
+        z = xs[:, t] @ w["w_x"] + h @ R + w["b"]
+        i_raw, f_raw, z_raw, o_raw = np.split(z, 4, axis=-1)
+        f = ref.sigmoid(f_raw) if forget_gate == "sigmoid" else np.exp(f_raw)
+        c = f * c + np.exp(i_raw) * np.tanh(z_raw)
+        n = f * n + np.exp(i_raw)
+        h = ref.sigmoid(o_raw) * c / n
+        hs.append(h)
+    ys, final = ref.reference_run(spec, w, xs)  # from the zero state
+    np.testing.assert_allclose(ys, np.stack(hs, axis=-2), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(final["c"] * np.exp(final["m"]), c, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(final["n"] * np.exp(final["m"]), n, rtol=1e-12, atol=1e-13)
+    assert np.all(final["n"] >= 1.0)  # one of f', i' is 1 at every step
+
+
+def test_reference_lstmp_with_an_identity_projection_is_the_plain_lstm():
+    rng = _rng("lstmp-identity")
+    plain, projected = ref.LSTMSpec(), ref.LSTMSpec(proj_size=HIDDEN_SIZE)
+    w = ref.random_weights(projected, INPUT_SIZE, HIDDEN_SIZE, rng)
+    s = ref.random_state(plain, (3,), HIDDEN_SIZE, rng)
+    xs = rng.standard_normal((3, STEPS, INPUT_SIZE))
+    ys_plain, _ = ref.reference_run(plain, dict(w, w_hr=None), xs, s)
+    ys_identity, _ = ref.reference_run(projected, dict(w, w_hr=np.eye(HIDDEN_SIZE)), xs, s)
+    np.testing.assert_allclose(ys_identity, ys_plain, rtol=1e-14, atol=1e-14)
+    assert ref.VARIANT_SPECS["lstmp"].h_size(HIDDEN_SIZE) == 2  # max(1, H // 2)
+
+
+def test_reference_layer_norm_lstm_ignores_the_scale_of_its_kernels():
+    # Ba et al.'s LN normalises each term: scaling W_x and W_h changes only the epsilon's
+    # share (1e-5 against variances of order 1).
+    rng = _rng("ln-scale")
+    spec = ref.VARIANT_SPECS["ln_lstm"]
+    w = ref.random_weights(spec, INPUT_SIZE, HIDDEN_SIZE, rng)
+    s = ref.random_state(spec, (3,), HIDDEN_SIZE, rng)
+    xs = rng.standard_normal((3, STEPS, INPUT_SIZE))
+    ys, _ = ref.reference_run(spec, w, xs, s)
+    scaled, _ = ref.reference_run(spec, dict(w, w_x=10 * w["w_x"], w_h=10 * w["w_h"]), xs, s)
+    np.testing.assert_allclose(scaled, ys, rtol=0, atol=1e-4)
+    plain, _ = ref.reference_run(ref.LSTMSpec(), w, xs, s)
+    assert np.max(np.abs(plain - ys)) > 1e-2  # ...and the normalisation does something
+
+
 # --------------------------------------------------------------------------------------
 # Variant registry.
 # --------------------------------------------------------------------------------------
 
 
-def test_variant_names_include_every_documented_variant():
-    missing = set(ref.VARIANT_SPECS) - set(lstmx.variant_names())
-    assert not missing, f"variant_names() lacks {sorted(missing)}"
+def test_reference_has_a_spec_for_exactly_the_variant_names():
+    names, specs = set(lstmx.variant_names()), set(ref.VARIANT_SPECS)
+    assert names == specs, (
+        f"variant_names() lacks {sorted(specs - names)}; "
+        f"tests/reference.py lacks {sorted(names - specs)}"
+    )
 
 
 def test_unknown_variant_raises_value_error_listing_names():
@@ -250,11 +343,13 @@ def test_unknown_variant_raises_value_error_listing_names():
 
 
 # Every variant with a batch of 3; the cells with the most broadcasting (peepholes, gate
-# recurrence, two GRU biases) also unbatched and with two batch axes.
+# recurrence, two GRU biases, layer-norm gains, the sLSTM's per-head reshapes) also
+# unbatched and with two batch axes.
+ALL_BATCHES = ("fgr", "cifg", "gru", "gru_cho", "ln_lstm", "slstm")
 VARIANT_BATCHES = [
     (name, batch_name)
     for name in ref.VARIANT_SPECS
-    for batch_name in (BATCH_SHAPES if name in ("fgr", "cifg", "gru", "gru_cho") else ["batch3"])
+    for batch_name in (BATCH_SHAPES if name in ALL_BATCHES else ["batch3"])
 ]
 
 
@@ -293,7 +388,7 @@ LSTM_OPTION_CASES = {
 @pytest.mark.parametrize("case", list(LSTM_OPTION_CASES))
 def test_lstm_options_step_matches_reference(case):
     spec = LSTM_OPTION_CASES[case]
-    cell = lstmx.lstm(HIDDEN_SIZE, **spec.kwargs())
+    cell = lstmx.lstm(HIDDEN_SIZE, **spec.kwargs(HIDDEN_SIZE))
     _compare_with_reference(cell, spec, (3,), _rng("options", case))
 
 
@@ -317,6 +412,89 @@ def test_gru_default_is_reset_after():
 
 
 # --------------------------------------------------------------------------------------
+# Whole sequences through lstmx.scan, in float64.
+# --------------------------------------------------------------------------------------
+
+# H = 6: the sLSTM's gcd(4, 6) = 2 heads of 3 units (a block-diagonal recurrence that is
+# neither dense nor diagonal), LSTMP's P = 3 (h narrower than c). Measured worst absolute
+# error over every case, outputs and final states: 1.8e-15 (slstm_exp).
+F64_H, F64_BATCH, F64_TOL = 6, (3,), 1e-13
+
+
+class ScanCase(NamedTuple):
+    """A named variant (with overrides of its options) and the reference spec it is."""
+
+    name: str
+    overrides: dict
+    spec: ref.Spec
+
+
+# Every named variant with its default options, plus the paths and options the defaults
+# do not reach: minGRU / minLSTM on both paths (their "auto" is sequential on CPU), the
+# sLSTM with 3 heads of 2, and IndRNN's clipped recurrent weights (|u| from N(0, 0.5²)
+# above 0.6 are clipped).
+SCAN_CASES = {
+    **{name: ScanCase(name, {}, spec) for name, spec in ref.VARIANT_SPECS.items()},
+    "min_gru_parallel": ScanCase("min_gru", {"parallel": True}, ref.MinGRUSpec()),
+    "min_gru_sequential": ScanCase("min_gru", {"parallel": False}, ref.MinGRUSpec()),
+    "min_lstm_parallel": ScanCase("min_lstm", {"parallel": True}, ref.MinLSTMSpec()),
+    "min_lstm_sequential": ScanCase("min_lstm", {"parallel": False}, ref.MinLSTMSpec()),
+    "slstm_3_heads": ScanCase("slstm", {"num_heads": 3}, ref.SLSTMSpec(num_heads=3)),
+    "slstm_exp_3_heads": ScanCase(
+        "slstm_exp", {"num_heads": 3}, ref.SLSTMSpec(forget_gate="exp", num_heads=3)
+    ),
+    "indrnn_recurrent_max": ScanCase(
+        "indrnn", {"recurrent_max": 0.6}, ref.IndRNNSpec(recurrent_max=0.6)
+    ),
+}
+
+
+@pytest.mark.parametrize("case_id", list(SCAN_CASES))
+def test_scan_matches_reference_in_float64(case_id):
+    case = SCAN_CASES[case_id]
+    rng = _rng("float64-scan", case_id)
+    weights = ref.random_weights(case.spec, INPUT_SIZE, F64_H, rng)
+    state0 = ref.random_state(case.spec, F64_BATCH, F64_H, rng)
+    xs = rng.standard_normal((*F64_BATCH, STEPS, INPUT_SIZE))
+    ys_ref, final_ref = ref.reference_run(case.spec, weights, xs, state0)
+    with jax.enable_x64(True):
+        cell = lstmx.variant(case.name, F64_H, **case.overrides)
+        params = cell.init(jax.random.PRNGKey(0), INPUT_SIZE, jnp.float64)
+        _check_param_layout(params, case.spec, INPUT_SIZE, F64_H)
+        params = _with_weights(params, weights, jnp.float64)
+        state = _with_state(cell.initial_state(F64_BATCH, jnp.float64), state0, jnp.float64)
+        final, ys = jax.jit(lambda p, s, x: lstmx.scan(cell, p, x, s))(params, state, xs)
+        assert ys.dtype == jnp.float64
+        ys, final = np.asarray(ys), {k: np.asarray(v) for k, v in final._asdict().items()}
+    np.testing.assert_allclose(ys, ys_ref, rtol=F64_TOL, atol=F64_TOL, err_msg="outputs")
+    assert set(final) == set(final_ref)
+    for name, expected in final_ref.items():
+        np.testing.assert_allclose(final[name], expected, rtol=F64_TOL, atol=F64_TOL, err_msg=name)
+
+
+@pytest.mark.parametrize("name", ["slstm", "slstm_exp"])
+def test_slstm_scan_from_the_zero_state_matches_reference_in_float64(name):
+    # n = 0 everywhere: both take m = ĩ on the first step (the reference: nothing carried).
+    rng = _rng("float64-zero-state", name)
+    spec = ref.VARIANT_SPECS[name]
+    weights = ref.random_weights(spec, INPUT_SIZE, F64_H, rng)
+    xs = rng.standard_normal((*F64_BATCH, STEPS, INPUT_SIZE))
+    ys_ref, final_ref = ref.reference_run(spec, weights, xs)
+    with jax.enable_x64(True):
+        cell = lstmx.variant(name, F64_H)
+        params = _with_weights(
+            cell.init(jax.random.PRNGKey(0), INPUT_SIZE, jnp.float64), weights, jnp.float64
+        )
+        final, ys = jax.jit(lambda p, x: lstmx.scan(cell, p, x))(params, xs)
+        ys, final = np.asarray(ys), {k: np.asarray(v) for k, v in final._asdict().items()}
+    np.testing.assert_allclose(ys, ys_ref, rtol=F64_TOL, atol=F64_TOL, err_msg="outputs")
+    for field, expected in final_ref.items():
+        np.testing.assert_allclose(
+            final[field], expected, rtol=F64_TOL, atol=F64_TOL, err_msg=field
+        )
+
+
+# --------------------------------------------------------------------------------------
 # State and parameter layout.
 # --------------------------------------------------------------------------------------
 
@@ -325,11 +503,7 @@ def test_gru_default_is_reset_after():
 def test_initial_state_has_the_named_fields(name):
     spec, batch_shape = ref.VARIANT_SPECS[name], (2, 3)
     state = lstmx.variant(name, HIDDEN_SIZE).initial_state(batch_shape)
-    expected_type = {
-        ref.GRUSpec: lstmx.GRUState,
-        ref.RNNSpec: lstmx.RNNState,
-        ref.LSTMSpec: lstmx.LSTMState,
-    }[type(spec)]
+    expected_type = STATE_TYPES[type(spec)]
     if isinstance(spec, ref.LSTMSpec) and spec.full_gate_recurrence:
         expected_type = lstmx.FGRState
     assert type(state) is expected_type
@@ -345,12 +519,7 @@ def test_initial_state_has_the_named_fields(name):
 def test_init_param_layout(name):
     spec = ref.VARIANT_SPECS[name]
     params = lstmx.variant(name, HIDDEN_SIZE).init(jax.random.PRNGKey(1), INPUT_SIZE)
-    expected_type = {
-        ref.GRUSpec: lstmx.GRUParams,
-        ref.RNNSpec: lstmx.RNNParams,
-        ref.LSTMSpec: lstmx.LSTMParams,
-    }[type(spec)]
-    assert type(params) is expected_type
+    assert type(params) is PARAMS_TYPES[type(spec)]
     _check_param_layout(params, spec, INPUT_SIZE, HIDDEN_SIZE)
     for leaf in jax.tree_util.tree_leaves(params):
         assert np.all(np.isfinite(np.asarray(leaf)))
@@ -390,15 +559,19 @@ def test_init_recurrent_blocks_are_independent_orthogonal_matrices(name):
     params = lstmx.variant(name, INIT_H).init(jax.random.PRNGKey(5), INIT_I)
     w_h = np.asarray(params.w_h, np.float64)
     names = spec.blocks if isinstance(spec, ref.LSTMSpec) else "rzn"[: w_h.shape[1] // INIT_H]
+    rows = spec.h_size(INIT_H) if isinstance(spec, ref.LSTMSpec) else INIT_H  # P for LSTMP
     blocks = [w_h[:, j * INIT_H : (j + 1) * INIT_H] for j in range(len(names))]
-    assert w_h.shape == (INIT_H, len(names) * INIT_H)
+    assert w_h.shape == (rows, len(names) * INIT_H)
     for Q, block in zip(blocks, names, strict=True):
-        np.testing.assert_allclose(
-            Q.T @ Q, np.eye(INIT_H), rtol=0, atol=1e-5, err_msg=f"w_h block {block}: QᵀQ"
-        )
-        np.testing.assert_allclose(
-            Q @ Q.T, np.eye(INIT_H), rtol=0, atol=1e-5, err_msg=f"w_h block {block}: QQᵀ"
-        )
+        # A [P, H] block with P < H (LSTMP) has orthonormal rows only.
+        if rows >= INIT_H:
+            np.testing.assert_allclose(
+                Q.T @ Q, np.eye(INIT_H), rtol=0, atol=1e-5, err_msg=f"w_h block {block}: QᵀQ"
+            )
+        if rows <= INIT_H:
+            np.testing.assert_allclose(
+                Q @ Q.T, np.eye(rows), rtol=0, atol=1e-5, err_msg=f"w_h block {block}: QQᵀ"
+            )
     for j in range(len(blocks)):
         for k in range(j):
             assert np.max(np.abs(blocks[j] - blocks[k])) > 0.1, (names[j], names[k])
@@ -449,7 +622,7 @@ CHRONO_T_MAX = 50
 @pytest.mark.parametrize("name", [n for n in LSTM_VARIANTS if n != "nfg"])
 def test_init_chrono_lstm(name):
     spec = ref.VARIANT_SPECS[name]
-    cell = lstmx.lstm(INIT_H, **spec.kwargs(), init="chrono", t_max=CHRONO_T_MAX)
+    cell = lstmx.lstm(INIT_H, **spec.kwargs(INIT_H), init="chrono", t_max=CHRONO_T_MAX)
     params = cell.init(jax.random.PRNGKey(6), INIT_I)
     blocks = _bias_blocks(params.b, spec.blocks, INIT_H)
     b_f = blocks["f"]
