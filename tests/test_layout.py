@@ -44,3 +44,12 @@ def test_console_scripts_run_from_any_directory(tmp_path):
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("FATAL Flags parsing error: flag --variants=")
     assert "unknown: 'no_such_cell'" in result.stderr
+
+
+def test_script_help_keeps_the_line_breaks_of_its_examples():
+    # A backslash-newline in a plain docstring is a line continuation: --help showed the
+    # two lines of a shell example as one. Every script's docstring that has one is raw.
+    for path in sorted((ROOT / "experiments").glob("*/__main__.py")):
+        source = path.read_text()
+        docstring = source[: source.find('"""', 4)]
+        assert "\\\n" not in docstring or source.startswith('r"""'), path

@@ -1,4 +1,4 @@
-"""Times lstmx cells against Flax, Haiku and PyTorch: training step, inference, length sweep,
+r"""Times lstmx cells against Flax, Haiku and PyTorch: training step, inference, length sweep,
 many seeds, long-sequence memory.
 
 Everything runs in this one process, the contenders interleaved (see
@@ -7,8 +7,8 @@ means). Haiku and PyTorch are optional (pip install -e '.[bench]'); a missing on
 skipped and the tables say so. Examples:
 
   python -m experiments.benchmark --workdir=bench_results
-  python -m experiments.benchmark --shapes=128x100x10x128 --variants=lstm \\
-      --peers=flax,torch --repetitions=5 --mode=train --sweep_steps= --seed_counts= \\
+  python -m experiments.benchmark --shapes=128x100x10x128 --variants=lstm \
+      --peers=flax,torch --repetitions=5 --mode=train --sweep_steps= --seed_counts= \
       --memory_steps=
 
 Writes WORKDIR/benchmark.json and WORKDIR/benchmark.md and prints the Markdown.

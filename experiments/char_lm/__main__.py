@@ -1,10 +1,10 @@
-"""Trains a character-level language model and samples from it.
+r"""Trains a character-level language model and samples from it.
 
 With no --text_file it trains on the Python Language Reference that ships with CPython
 (pydoc_data.topics; no download). Examples:
 
   python -m experiments.char_lm
-  python -m experiments.char_lm --text_file=book.txt --variant=gru --num_layers=3 \\
+  python -m experiments.char_lm --text_file=book.txt --variant=gru --num_layers=3 \
       --dropout=0.2 --steps=10000 --workdir=runs/book_gru
   python -m experiments.char_lm --prompt="The while statement" --temperature=0.5
   python -m experiments.char_lm --zoneout_c=0.05 --zoneout_h=0.5 --workdir=runs/zoneout

@@ -1,10 +1,10 @@
-"""Trains recurrent variants on a long-dependency task over several seeds.
+r"""Trains recurrent variants on a long-dependency task over several seeds.
 
 With no flags it runs the README's short default comparison (adding problem, five
 variants, three seeds) and prints its table. Examples:
 
   python -m experiments.run
-  python -m experiments.run --task=copy --length=100 --variants=lstm,gru,rnn \\
+  python -m experiments.run --task=copy --length=100 --variants=lstm,gru,rnn \
       --seeds=5 --steps=20000 --workdir=runs/copy100
   python -m experiments.run --variants=lstm --zoneout_h=0.1 --recurrent_dropout=0.1
 
