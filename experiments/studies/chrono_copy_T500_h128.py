@@ -19,27 +19,14 @@ Protocol:
   solving and says so.
 """
 
-import ml_collections
+from experiments.studies import chrono_copy_T500
 
 
 def get_config():
-    return ml_collections.ConfigDict(
-        {
-            "name": "chrono_copy_T500_h128",
-            "reference": "lstm",
-            "task": "copy",
-            "lengths": 500,
-            "variants": "lstm",
-            "init": ("default", "chrono"),
-            "hidden_size": 128,
-            "seeds": 5,
-            "seeds_per_cell": 1,
-            "optimizer": "rmsprop",
-            "learning_rates": 1e-3,
-            "clip": 1.0,
-            "clip_mode": "value",
-            "steps": 50000,
-            "batch_size": 20,
-            "eval_every": 1000,
-        }
-    )
+    """``chrono_copy_T500``'s study with the width, budget and evaluation interval above."""
+    config = chrono_copy_T500.get_config()
+    config.name = "chrono_copy_T500_h128"
+    config.hidden_size = 128
+    config.steps = 50000
+    config.eval_every = 1000
+    return config
