@@ -154,12 +154,17 @@ class IndRNNSpec:
 
 @dataclasses.dataclass(frozen=True)
 class MinGRUSpec:
-    """``lstmx.min_gru`` (its ``parallel`` option only changes how a sequence is run)."""
+    """``lstmx.min_gru`` (its ``parallel`` option only changes how a sequence is run);
+    ``negative``: Grazzi et al.'s transition 2a - 1 in place of a."""
+
+    negative: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class MinLSTMSpec:
-    """``lstmx.min_lstm`` (its ``parallel`` option only changes how a sequence is run)."""
+    """``lstmx.min_lstm``, as :class:`MinGRUSpec`."""
+
+    negative: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +213,8 @@ VARIANT_SPECS: dict[str, Spec] = {
     "indrnn": IndRNNSpec(activation="relu", recurrent_max=None),
     "min_gru": MinGRUSpec(),
     "min_lstm": MinLSTMSpec(),
+    "min_gru_neg": MinGRUSpec(negative=True),
+    "min_lstm_neg": MinLSTMSpec(negative=True),
     "slstm": SLSTMSpec(forget_gate="sigmoid"),
     "slstm_exp": SLSTMSpec(forget_gate="exp"),
     "lstmp": LSTMSpec(proj_size=HALF),
@@ -566,12 +573,15 @@ def min_gru_step(
     """One minGRU step (Feng et al. 2024, blocks z, h): the gate reads x only.
 
     z = σ(x W_xz + b_z),   h̃ = g(x W_xh + b_h),   h_new = (1 - z) ⊙ h + z ⊙ h̃
+
+    ``negative`` (Grazzi et al. 2025, Mamba's a -> 2a - 1): h_new = (1 - 2z) ⊙ h + z ⊙ h̃.
     """
     h = state["h"]
     H = h.shape[-1]
     k = np.asarray(x, np.float64) @ w["w_x"] + w["b"]
     z, h_tilde = sigmoid(_block(k, 0, H)), min_g(_block(k, 1, H))
-    return {"h": (1.0 - z) * h + z * h_tilde}
+    transition = 2.0 * (1.0 - z) - 1.0 if spec.negative else 1.0 - z
+    return {"h": transition * h + z * h_tilde}
 
 
 def min_lstm_step(
@@ -581,12 +591,17 @@ def min_lstm_step(
 
     f = σ(x W_xf + b_f),   i = σ(x W_xi + b_i),   h̃ = g(x W_xh + b_h)
     h_new = f / (f + i) ⊙ h + i / (f + i) ⊙ h̃
+
+    ``negative`` (Grazzi et al. 2025): h_new = (2 f / (f + i) - 1) ⊙ h + i / (f + i) ⊙ h̃.
     """
     h = state["h"]
     H = h.shape[-1]
     k = np.asarray(x, np.float64) @ w["w_x"] + w["b"]
     f, i, h_tilde = sigmoid(_block(k, 0, H)), sigmoid(_block(k, 1, H)), min_g(_block(k, 2, H))
-    return {"h": f / (f + i) * h + i / (f + i) * h_tilde}
+    transition = f / (f + i)
+    if spec.negative:
+        transition = 2.0 * transition - 1.0
+    return {"h": transition * h + i / (f + i) * h_tilde}
 
 
 def slstm_step(

@@ -430,7 +430,8 @@ class ScanCase(NamedTuple):
 
 
 # Every named variant with its default options, plus the paths and options the defaults
-# do not reach: minGRU / minLSTM on both paths (their "auto" is sequential on CPU), the
+# do not reach: minGRU / minLSTM on both paths (their "auto" is sequential on CPU; with
+# negative eigenvalues the parallel path is another, linear-space scan), the
 # sLSTM with 3 heads of 2, and IndRNN's clipped recurrent weights (|u| from N(0, 0.5²)
 # above 0.6 are clipped).
 SCAN_CASES = {
@@ -439,6 +440,12 @@ SCAN_CASES = {
     "min_gru_sequential": ScanCase("min_gru", {"parallel": False}, ref.MinGRUSpec()),
     "min_lstm_parallel": ScanCase("min_lstm", {"parallel": True}, ref.MinLSTMSpec()),
     "min_lstm_sequential": ScanCase("min_lstm", {"parallel": False}, ref.MinLSTMSpec()),
+    "min_gru_neg_parallel": ScanCase(
+        "min_gru_neg", {"parallel": True}, ref.MinGRUSpec(negative=True)
+    ),
+    "min_lstm_neg_parallel": ScanCase(
+        "min_lstm_neg", {"parallel": True}, ref.MinLSTMSpec(negative=True)
+    ),
     "slstm_3_heads": ScanCase("slstm", {"num_heads": 3}, ref.SLSTMSpec(num_heads=3)),
     "slstm_exp_3_heads": ScanCase(
         "slstm_exp", {"num_heads": 3}, ref.SLSTMSpec(forget_gate="exp", num_heads=3)

@@ -22,6 +22,8 @@ PATHS = {
 
 
 def _reference(kind, w, b, xs, h0):
+    widen = (lambda a: 2 * a - 1) if kind.endswith("_neg") else (lambda a: a)  # Grazzi et al.
+
     def sigmoid(x):
         return 1.0 / (1.0 + jnp.exp(-x))
 
@@ -30,20 +32,20 @@ def _reference(kind, w, b, xs, h0):
 
     k, h, ys = xs @ w + b[None, None], h0, []
     for t in range(xs.shape[1]):
-        if kind == "min_lstm":
+        if kind.startswith("min_lstm"):
             k_f, k_i, v = jnp.split(k[:, t], 3, axis=-1)
             f, i = sigmoid(k_f), sigmoid(k_i)
-            h = f / (f + i) * h + i / (f + i) * g(v)
+            h = widen(f / (f + i)) * h + i / (f + i) * g(v)
         else:
             k_z, v = jnp.split(k[:, t], 2, axis=-1)
             z = sigmoid(k_z)
-            h = (1 - z) * h + z * g(v)
+            h = widen(1 - z) * h + z * g(v)
         ys.append(h)
     return jnp.stack(ys, axis=1)
 
 
 def _problem(kind, low, high):
-    blocks = 3 if kind == "min_lstm" else 2
+    blocks = 3 if kind.startswith("min_lstm") else 2
     rng = np.random.default_rng(0)
     return (
         rng.normal(size=(I, blocks * H)) * 0.5,
@@ -55,8 +57,14 @@ def _problem(kind, low, high):
 
 
 @pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("logits", [(-30, -3), (-30, 30)])  # the issue's range; both tails
-@pytest.mark.parametrize("kind", ["min_lstm", "min_gru"])
+@pytest.mark.parametrize(
+    "kind, logits",  # the issue's range; both tails (Grazzi et al.'s option: the wide one)
+    [
+        *((kind, logits) for kind in ("min_lstm", "min_gru") for logits in ((-30, -3), (-30, 30))),
+        ("min_lstm_neg", (-30, 30)),
+        ("min_gru_neg", (-30, 30)),
+    ],
+)
 def test_values_and_gradients_match_float64_for_saturated_logits(kind, logits, path):
     problem = _problem(kind, *logits)
     with jax.enable_x64(True):
@@ -69,7 +77,7 @@ def test_values_and_gradients_match_float64_for_saturated_logits(kind, logits, p
     w, b, xs, h0, cotangent = (jnp.asarray(a, jnp.float32) for a in problem)
     options, runner = PATHS[path]
     cell = lstmx.variant(kind, H, **options)
-    params_type = lstmx.MinLSTMParams if kind == "min_lstm" else lstmx.MinGRUParams
+    params_type = lstmx.MinLSTMParams if kind.startswith("min_lstm") else lstmx.MinGRUParams
 
     def loss(w, b, xs, h0):
         ys = runner(cell, params_type(w, b), xs, lstmx.MinRNNState(h0))[1]

@@ -255,17 +255,19 @@ def _g(v):
     return np.where(v >= 0, v + 0.5, _sigmoid(v))
 
 
-def _min_step(kind, params):
+def _min_step(kind, params, negative=False):
+    """One step of the paper's equations; ``negative``: Grazzi et al.'s transition 2a - 1."""
     W, b = np.asarray(params.w_x, np.float64), np.asarray(params.b, np.float64)
     H = W.shape[1] // (2 if kind == "min_gru" else 3)
+    widen = (lambda a: 2.0 * a - 1.0) if negative else (lambda a: a)
 
     def step(h, x):
         k = x @ W + b
         if kind == "min_gru":
             z, h_tilde = _sigmoid(k[:, :H]), _g(k[:, H:])
-            return (1.0 - z) * h + z * h_tilde
+            return widen(1.0 - z) * h + z * h_tilde
         f, i, h_tilde = _sigmoid(k[:, :H]), _sigmoid(k[:, H : 2 * H]), _g(k[:, 2 * H :])
-        return f / (f + i) * h + i / (f + i) * h_tilde
+        return widen(f / (f + i)) * h + i / (f + i) * h_tilde
 
     return step
 
@@ -292,16 +294,19 @@ def _paper_parallel_scan_log(kind, params, xs, h0):
 FACTORIES = {"min_gru": lstmx.min_gru, "min_lstm": lstmx.min_lstm}
 
 
+@pytest.mark.parametrize("negative", [False, True], ids=["", "negative_eigenvalues"])
 @pytest.mark.parametrize("kind", list(FACTORIES))
-def test_min_rnn_equals_numpy_loop_and_the_papers_log_scan(kind):
+def test_min_rnn_equals_numpy_loop_and_the_papers_log_scan(kind, negative):
+    """Both paths (with negative eigenvalues the parallel one is a linear-space scan), both
+    directions, with lengths, from a signed initial state; then the paper's own log form."""
     B, T, I, H = 3, 40, 4, 6
     lengths = np.array([T, 17, 0])
     xs, h0 = _normal(B, T, I), _normal(B, H)  # h0 of both signs
     for parallel in (False, True):
-        cell = FACTORIES[kind](H, parallel=parallel)
+        cell = FACTORIES[kind](H, parallel=parallel, negative_eigenvalues=negative)
         params = _random_params(cell, I, scale=1.0)
         for reverse in (False, True):
-            want = _np_scan(_min_step(kind, params), xs, h0, lengths, reverse)
+            want = _np_scan(_min_step(kind, params, negative), xs, h0, lengths, reverse)
             # Eager: an associative scan compiles for seconds; op by op it does not.
             for run in (lstmx.scan, lstmx.scan_stepwise):
                 final, ys = run(
@@ -313,6 +318,10 @@ def test_min_rnn_equals_numpy_loop_and_the_papers_log_scan(kind):
                     reverse=reverse,
                 )
                 chex.assert_trees_all_close(_f64((final.h, ys)), want, rtol=1e-5, atol=1e-5)
+    if negative:  # the transition does go negative: the option is not a no-op
+        plain = _np_scan(_min_step(kind, params), xs, h0)[1]
+        assert np.max(np.abs(plain - _np_scan(_min_step(kind, params, True), xs, h0)[1])) > 0.1
+        return
     # The paper's own form (it needs h0 > 0) agrees with the same loop.
     h0_positive = np.abs(h0).astype(np.float64) + 0.1
     _, want = _np_scan(_min_step(kind, params), xs, h0_positive)
@@ -325,6 +334,29 @@ def test_min_rnn_equals_numpy_loop_and_the_papers_log_scan(kind):
         lstmx.MinRNNState(jnp.asarray(h0_positive, jnp.float32)),
     )
     chex.assert_trees_all_close(_f64(ys), paper, rtol=1e-5, atol=1e-5)
+
+
+def test_min_gru_with_negative_eigenvalues_keeps_parity_at_any_length():
+    """The mechanism Grazzi et al. describe: with z saturated to 1 on a 1 and to 0 on a 0,
+    a = 1 - 2z flips h -> c - h on each 1, so h in {0, c} is the parity of the prefix, at
+    length 2,000 as at 2. Without the option a = 1 - z is in (0, 1), and the same weights
+    give h -> c on each 1: h says whether a 1 has been seen, not how many."""
+    T, c = 2000, 1.0
+    bits = RNG.integers(0, 2, (4, T))
+    xs = jnp.asarray(np.stack([bits, 1 - bits], -1), jnp.float32)  # one-hot [B, T, 2]
+    # Logits: z = σ(±30) on a 1 / a 0; h̃ = g(c - 0.5) = c on both.
+    params = lstmx.MinGRUParams(
+        w_x=jnp.asarray([[30.0, 0.0], [-30.0, 0.0]]), b=jnp.asarray([0.0, c - 0.5])
+    )
+    parity = np.cumsum(bits, 1) % 2
+    for parallel in (False, True):
+        cell = lstmx.min_gru(1, parallel=parallel, negative_eigenvalues=True)
+        _, ys = lstmx.scan(cell, params, xs)
+        # float32 gates are within ~1e-7 of 0 and 1, so |a| = 1 - O(1e-7) and h drifts
+        # by about T * 2e-7 = 4e-4 from c over 2,000 steps.
+        np.testing.assert_allclose(np.asarray(ys[..., 0]), c * parity, atol=1e-3)
+    _, ys = lstmx.scan(lstmx.min_gru(1), params, xs)
+    assert np.mean(np.abs(np.asarray(ys[..., 0]) - c * parity) < 0.5) < 0.9
 
 
 @partial(jax.jit, static_argnums=(0, 1), static_argnames=("reverse",))
@@ -340,14 +372,19 @@ def _values_and_grads(run, cell, params, xs, h0, lengths, reverse):
     return values, grads
 
 
-@pytest.mark.parametrize("kind, reverse", [("min_gru", False), ("min_lstm", True)])
-def test_min_rnn_parallel_equals_stepwise_in_values_and_gradients_at_t512(kind, reverse):
-    """The log-space associative scan against autodiff of the step loop, T = 512, with a
-    signed initial state and lengths; errors relative to each leaf's size. (One direction
-    per cell: each associative-scan gradient costs ~15 s of XLA:CPU compilation; both
-    directions of both cells run at T = 6 in tests/test_contract.py.)"""
+@pytest.mark.parametrize(
+    "kind, reverse, negative",
+    [("min_gru", False, False), ("min_lstm", True, False), ("min_lstm", False, True)],
+)
+def test_min_rnn_parallel_equals_stepwise_in_values_and_gradients_at_t512(kind, reverse, negative):
+    """The associative scans (log-space; linear-space with negative eigenvalues) against
+    autodiff of the step loop, T = 512, with a signed initial state and lengths; errors
+    relative to each leaf's size. (One direction per cell: each associative-scan gradient
+    costs ~15 s of XLA:CPU compilation; both directions of both cells run at T = 6 in
+    tests/test_contract.py.)"""
     B, T, I, H = 3, 512, 4, 8
-    parallel, sequential = FACTORIES[kind](H, parallel=True), FACTORIES[kind](H, parallel=False)
+    parallel = FACTORIES[kind](H, parallel=True, negative_eigenvalues=negative)
+    sequential = FACTORIES[kind](H, parallel=False, negative_eigenvalues=negative)
     params = _random_params(parallel, I, scale=1.0)
     xs, h0 = jnp.asarray(_normal(B, T, I)), lstmx.MinRNNState(jnp.asarray(_normal(B, H)))
     lengths = jnp.asarray([T, 300, 1])
@@ -359,7 +396,7 @@ def test_min_rnn_parallel_equals_stepwise_in_values_and_gradients_at_t512(kind, 
     chex.assert_trees_all_close(*_scaled(got, want), rtol=0, atol=2e-5)
 
 
-@pytest.mark.parametrize("kind", list(FACTORIES))
+@pytest.mark.parametrize("kind", [*FACTORIES, "min_gru_neg", "min_lstm_neg"])
 @pytest.mark.parametrize(
     "batch_shape, T",
     [((2, 3), 64), ((2, 3), 2 * 64 + 5), ((), 2 * 64 + 5)],
@@ -374,7 +411,7 @@ def test_min_rnn_sequential_blocks_equal_stepwise_in_values_and_gradients(kind, 
 
     assert min_rnn.BLOCK_STEPS == 64, "the T values above straddle 64-step blocks"
     I, H = 3, 5
-    cell = FACTORIES[kind](H, parallel=False)
+    cell = lstmx.variant(kind, H, parallel=False)
     params = _random_params(cell, I, scale=1.0)
     xs = jnp.asarray(_normal(*batch_shape, T, I))
     h0 = lstmx.MinRNNState(jnp.asarray(_normal(*batch_shape, H)))
@@ -497,6 +534,11 @@ def test_step_with_gates(name, gates):
             lambda: lstmx.min_lstm(4, parallel=None),
             ValueError,
             'parallel must be True, False or "auto"',
+        ),
+        (
+            lambda: lstmx.min_gru(4, negative_eigenvalues=1),
+            TypeError,
+            "negative_eigenvalues must be True or False, got int 1",
         ),
     ],
 )

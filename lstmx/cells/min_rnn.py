@@ -20,6 +20,22 @@ with the paper's positive activation :math:`g(v) = v + \tfrac12` for :math:`v \g
 :math:`\sigma(v)` otherwise (their log-space versions, Sec. 3 and Appendix A), so that
 :math:`b_t = z_t \tilde h_t > 0`.
 
+**Negative eigenvalues** (``negative_eigenvalues=True``; Grazzi, Siems, Franke, Zela, Hutter
+& Pontil 2025, "Unlocking State-Tracking in Linear RNNs Through Negative Eigenvalues", ICLR,
+arXiv:2411.12537). With the transition :math:`a_t` in (0, 1) a linear recurrence cannot
+keep parity at arbitrary length (Merrill, Petty & Sabharwal 2024; Grazzi et al., Theorem 1).
+Grazzi et al. widen Mamba's transition from :math:`[0, 1]` to :math:`[-1, 1]` by
+:math:`a \mapsto 2a - 1`, leaving the input term as it was; the same map here gives
+
+.. math::
+    \text{minGRU: } h_t = (1 - 2 z_t) \odot h_{t-1} + z_t \odot \tilde h_t, \qquad
+    \text{minLSTM: } h_t = (2 f'_t - 1) \odot h_{t-1} + i'_t \odot \tilde h_t.
+
+A unit then flips sign at :math:`z_t \to 1` (or :math:`f'_t \to 0`), which is how a
+diagonal recurrence counts modulo 2: from :math:`h = 0`, :math:`h \mapsto c - h` at each
+1 and :math:`h \mapsto h` at each 0 leaves :math:`h \in \{0, c\}`. (Counting modulo 3
+or more needs complex eigenvalues, their Theorem 2, which a real diagonal cannot give.)
+
 **Two ways to run a sequence.** ``cell.step`` (and :func:`lstmx.scan_stepwise`) applies
 the equations above one step at a time in linear space. ``cell.fast_scan`` (used by
 :func:`lstmx.scan`) has two formulations, chosen by the ``parallel`` option:
@@ -54,12 +70,20 @@ the equations above one step at a time in linear space. ``cell.fast_scan`` (used
   machines the blocked sequential loop trained 4-9x faster than the associative scans at
   T = 1024 (README, "Speed"); the paper reports its speed-ups on a GPU.
 
+  With ``negative_eigenvalues`` the logarithm of :math:`a_t` does not exist, so the
+  parallel path is a linear-space ``associative_scan`` over pairs :math:`(A, B)` standing
+  for :math:`h \mapsto A h + B` (composition :math:`(A_1 A_2,\ A_2 B_1 + B_2)`); with
+  :math:`|a_t| < 1` its products only shrink, so nothing overflows. The sequential path is
+  the same loop with the new :math:`a_t`.
+
 **Accuracy.** minLSTM's normalised gates :math:`f', i'` are a quotient of two sigmoids,
 which needs sigmoids accurate in relative terms: :func:`normalised_gates` uses
 ``jax.nn.sigmoid``. Everywhere else the gates enter only through products and sums with
 quantities of size about 1 (:math:`a h`, :math:`z \tilde h`, :math:`1 - z`, their
 derivatives), where the fast ``tanh`` form's absolute error (at most 1.2e-7) is at
-float32 rounding, so it stays for speed. Against a float64 evaluation of the equations
+float32 rounding, so it stays for speed. The exception is minGRU's gate with negative
+eigenvalues, whose slope must stay exact where it saturates
+(:func:`sigmoid_with_exact_slope`). Against a float64 evaluation of the equations
 above, values and gradients agree to 1e-5 (relative and absolute) for logits anywhere in
 [-30, 30], on every path (tests).
 
@@ -123,9 +147,15 @@ class _MinOptions:
 
     hidden_size: int
     parallel: bool | str = "auto"
+    negative_eigenvalues: bool = False
 
     def __post_init__(self):
         _checks.positive_int("hidden_size", self.hidden_size)
+        if not isinstance(self.negative_eigenvalues, bool):
+            raise TypeError(
+                "negative_eigenvalues must be True or False, got "
+                f"{type(self.negative_eigenvalues).__name__} {self.negative_eigenvalues!r}."
+            )
         if not (isinstance(self.parallel, bool) or self.parallel == "auto"):
             raise ValueError(
                 'parallel must be True, False or "auto", got '
@@ -142,6 +172,9 @@ class MinGRUOptions(_MinOptions):
       parallel: how :func:`lstmx.scan` runs a sequence: True, the log-space
         ``associative_scan``; False, a sequential ``lax.scan`` of the linear recurrence;
         "auto" (default), parallel unless ``jax.default_backend()`` is "cpu".
+      negative_eigenvalues: False (default), the paper's transition ``1 - z`` in (0, 1);
+        True, Grazzi et al.'s ``1 - 2z`` in (-1, 1) (minLSTM: ``2f' - 1``), see the
+        module docstring.
     """
 
     family = "min_gru"
@@ -183,14 +216,22 @@ class MinLSTMOptions(_MinOptions):
 _PARAMS = {MinGRUOptions: (MinGRUParams, 2), MinLSTMOptions: (MinLSTMParams, 3)}
 
 
-def min_gru(hidden_size: int, *, parallel: bool | str = "auto") -> base.Cell:
-    """A minGRU cell (equations and the ``parallel`` option in this module's docstring)."""
-    return _cell(MinGRUOptions(hidden_size, parallel=parallel))
+def min_gru(
+    hidden_size: int, *, parallel: bool | str = "auto", negative_eigenvalues: bool = False
+) -> base.Cell:
+    """A minGRU cell (equations and both options in this module's docstring)."""
+    return _cell(
+        MinGRUOptions(hidden_size, parallel=parallel, negative_eigenvalues=negative_eigenvalues)
+    )
 
 
-def min_lstm(hidden_size: int, *, parallel: bool | str = "auto") -> base.Cell:
-    """A minLSTM cell (equations and the ``parallel`` option in this module's docstring)."""
-    return _cell(MinLSTMOptions(hidden_size, parallel=parallel))
+def min_lstm(
+    hidden_size: int, *, parallel: bool | str = "auto", negative_eigenvalues: bool = False
+) -> base.Cell:
+    """A minLSTM cell (equations and both options in this module's docstring)."""
+    return _cell(
+        MinLSTMOptions(hidden_size, parallel=parallel, negative_eigenvalues=negative_eigenvalues)
+    )
 
 
 def _cell(options: MinGRUOptions | MinLSTMOptions) -> base.Cell:
@@ -240,11 +281,16 @@ def coefficients_of_logits(options: Any, k: Array) -> tuple[Array, Array, dict[s
     """:func:`coefficients` from the logits ``k = x W_x + b [..., G*H]``."""
     if isinstance(options, MinGRUOptions):
         k_z, v = jnp.split(k, 2, axis=-1)
-        z, h_tilde = base.sigmoid(k_z), g(v)
+        h_tilde = g(v)
+        if options.negative_eigenvalues:
+            z = sigmoid_with_exact_slope(k_z)
+            return 1.0 - 2.0 * z, z * h_tilde, {"z": z}
+        z = base.sigmoid(k_z)
         return 1.0 - z, z * h_tilde, {"z": z}
     k_f, k_i, v = jnp.split(k, 3, axis=-1)
     f_norm, i_norm = normalised_gates(k_f, k_i)
-    return f_norm, i_norm * g(v), {"f": f_norm, "i": i_norm}
+    a = f_norm - i_norm if options.negative_eigenvalues else f_norm  # f' - i' = 2f' - 1
+    return a, i_norm * g(v), {"f": f_norm, "i": i_norm}
 
 
 def normalised_gates(k_f: Array, k_i: Array) -> tuple[Array, Array]:
@@ -265,8 +311,31 @@ def normalised_gates(k_f: Array, k_i: Array) -> tuple[Array, Array]:
     return f / (f + i), i / (f + i)
 
 
+@jax.custom_jvp
+def sigmoid_with_exact_slope(k: Array) -> Array:
+    r""":math:`\sigma(k)` whose derivative is :math:`\sigma(k)\,\sigma(-k)`, exact in relative
+    terms where the gate saturates (autodiff's :math:`\sigma(1 - \sigma)` loses it once
+    :math:`\sigma` rounds to 1). minGRU's gate needs it with negative eigenvalues: there
+    :math:`|a| = |1 - 2z|` is near 1 at both saturations, nothing decays, and the state and
+    its gradients grow to many times 1, which turned the slope's float32 error of 1e-7
+    into a gradient 2e-5 off (tests/test_min_rnn_accuracy.py)."""
+    return jax.nn.sigmoid(k)
+
+
+@sigmoid_with_exact_slope.defjvp
+def _sigmoid_with_exact_slope_jvp(primals, tangents):
+    (k,), (dk,) = primals, tangents
+    return jax.nn.sigmoid(k), dk * sigmoid_slope(k)
+
+
+def sigmoid_slope(k: Array) -> Array:
+    r""":math:`\sigma'(k) = \sigma(k)\,\sigma(-k)`, each factor accurate in relative terms."""
+    return jax.nn.sigmoid(k) * jax.nn.sigmoid(-k)
+
+
 def log_coefficients(options: Any, params: Any, x: Array) -> tuple[Array, Array]:
-    """``(log a, log b)`` of the same recurrence, each computed stably from the logits."""
+    """``(log a, log b)`` of the same recurrence, each computed stably from the logits
+    (the transition in (0, 1) only: with ``negative_eigenvalues`` there is no ``log a``)."""
     k = base.affine(x, params.w_x, params.b)
     if isinstance(options, MinGRUOptions):
         k_z, v = jnp.split(k, 2, axis=-1)
@@ -312,6 +381,8 @@ def fast_scan(
     hand-written VJP of :func:`blocked_recurrence` (reverse mode only, as every fast path;
     :func:`lstmx.scan_stepwise` supports forward mode).
     """
+    if uses_parallel_scan(options) and options.negative_eigenvalues:
+        return _linear_parallel_scan(options, params, state, xs, valid, reverse)
     if uses_parallel_scan(options):
         return _parallel_scan(options, params, state, xs, valid, reverse)
     return _sequential_scan(options, params, state, xs, valid, reverse, unroll)
@@ -460,12 +531,20 @@ def _logit_gradient(options, k, d_a, d_b):
       :math:`\bar k_i = -s (1 - i)`, :math:`\bar k_h = \bar b\, i'\, g'(v)`;
 
     where :math:`g'(v) = 1` for :math:`v \ge 0`, :math:`\sigma(v)(1 - \sigma(v))` otherwise.
+    With ``negative_eigenvalues`` (:math:`a = 1 - 2z`, or :math:`2f' - 1`) the same
+    formulas hold with :math:`2 \bar a` in place of :math:`\bar a`.
     """
+    if options.negative_eigenvalues:
+        d_a = 2.0 * d_a
     if isinstance(options, MinGRUOptions):
         k_z, v = jnp.split(k, 2, axis=-1)
-        z = base.sigmoid(k_z)
         h_tilde, g_prime = g(v), _g_slope(v)
-        return jnp.concatenate([(d_b * h_tilde - d_a) * z * (1.0 - z), d_b * z * g_prime], -1)
+        if options.negative_eigenvalues:  # as the forward: see sigmoid_with_exact_slope
+            z, z_slope = jax.nn.sigmoid(k_z), sigmoid_slope(k_z)
+        else:
+            z = base.sigmoid(k_z)
+            z_slope = z * (1.0 - z)
+        return jnp.concatenate([(d_b * h_tilde - d_a) * z_slope, d_b * z * g_prime], -1)
     k_f, k_i, v = jnp.split(k, 3, axis=-1)
     h_tilde, g_prime = g(v), _g_slope(v)
     f_norm, i_norm = normalised_gates(k_f, k_i)
@@ -500,6 +579,29 @@ def _parallel_scan(options, params, state, xs, valid, reverse):
         log_a, log_b = jnp.flip(log_a, 0), jnp.flip(log_b, 0)
     a_star, log_s = lax.associative_scan(_compose, (log_a, log_b), axis=0)
     h = jnp.exp(a_star) * state.h[None] + jnp.exp(log_s)  # h_t = e^{a*_t} h_0 + s_t
+    final = h[-1]
+    if reverse:
+        h = jnp.flip(h, 0)
+    ys = h if valid is None else jnp.where(valid[..., None], h, jnp.zeros_like(h))
+    return MinRNNState(final), ys
+
+
+def _compose_linear(first: tuple[Array, Array], second: tuple[Array, Array]):
+    """``h -> A h + B`` maps, ``first`` applied before ``second``."""
+    a1, b1 = first
+    a2, b2 = second
+    return a1 * a2, a2 * b1 + b2
+
+
+def _linear_parallel_scan(options, params, state, xs, valid, reverse):
+    a, b, _ = coefficients(options, params, xs)  # [T, *batch, H]; a in (-1, 1)
+    if valid is not None:  # a padded step is the identity map: a = 1, b = 0
+        keep = jnp.broadcast_to(valid[..., None], a.shape)
+        a, b = jnp.where(keep, a, jnp.ones_like(a)), jnp.where(keep, b, jnp.zeros_like(b))
+    if reverse:
+        a, b = jnp.flip(a, 0), jnp.flip(b, 0)
+    a_product, b_sum = lax.associative_scan(_compose_linear, (a, b), axis=0)
+    h = a_product * state.h[None] + b_sum  # h_t = (a_t ... a_1) h_0 + B_t
     final = h[-1]
     if reverse:
         h = jnp.flip(h, 0)

@@ -64,6 +64,16 @@ _VARIANTS: dict[str, _Variant] = {
     "indrnn": _Variant(indrnn, {}, "IndRNN, relu, elementwise recurrence u ⊙ h (Li et al. 2018)"),
     "min_gru": _Variant(min_gru, {}, "minGRU, gates read x only (Feng et al. 2024)"),
     "min_lstm": _Variant(min_lstm, {}, "minLSTM, gates read x only, f/(f+i) (Feng et al. 2024)"),
+    "min_gru_neg": _Variant(
+        min_gru,
+        {"negative_eigenvalues": True},
+        "minGRU with transition 1 - 2z in (-1, 1) (Grazzi et al. 2025)",
+    ),
+    "min_lstm_neg": _Variant(
+        min_lstm,
+        {"negative_eigenvalues": True},
+        "minLSTM with transition 2f' - 1 in (-1, 1) (Grazzi et al. 2025)",
+    ),
     "slstm": _Variant(
         _slstm, {}, "sLSTM (xLSTM), exp input gate, normaliser, gcd(4, H) heads (Beck et al.)"
     ),
