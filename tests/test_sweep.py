@@ -5,6 +5,7 @@ The end-to-end cases run the real command (``python -m experiments.sweep``) on c
 small that a cell is mostly JAX's start-up; the subprocesses share a compilation cache.
 """
 
+import json
 import math
 import os
 import subprocess
@@ -256,11 +257,66 @@ class _FlakyBackend:
         self._local.close()
 
 
+TINY_GRID = {"variant": ["rnn", "gru"], "length": [5], "steps": [20], "eval_every": [10],
+             "hidden_size": [4], "batch_size": [4], "eval_batch_size": [8]}  # fmt: skip
+
+
 def _tiny_spec(**changes):
-    base = {"grid": {"variant": ["rnn", "gru"], "length": [5], "steps": [20], "eval_every": [10],
-                     "hidden_size": [4], "batch_size": [4], "eval_batch_size": [8]},
-            "seeds": 2}  # fmt: skip
-    return grid.normalise_spec({**base, **changes})
+    return grid.normalise_spec({"grid": TINY_GRID, "seeds": 2, **changes})
+
+
+class _SubmitOnly:
+    """A backend that records what it is given and runs nothing (each cell fails)."""
+
+    capacity = 1
+
+    def __init__(self):
+        self.calls = []
+
+    def submit(self, flags, directory):
+        import concurrent.futures
+
+        self.calls.append(Path(directory).name)
+        future = concurrent.futures.Future()
+        future.set_result(backends.CellResult(1, "not run", 0.0))
+        return future
+
+    def stop(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _tuned(**grid_changes):
+    spec = {"grid": {**TINY_GRID, "learning_rate": [1e-3, 3e-3], **grid_changes}, "seeds": 2,
+            "tune": "learning_rate"}  # fmt: skip
+    return grid.normalise_spec(spec)
+
+
+@pytest.mark.parametrize(
+    "wanted, added",
+    [
+        (_tuned(variant=["rnn", "gru", "lstm"]), ["variant + lstm"]),
+        (_tuned(length=[5, 10], variant=["rnn", "gru", "lstm"]), ["variant + lstm", "length + 10"]),
+        (_tuned(variant=["gru", "rnn"]), None),  # reordered: not an addition
+        (_tuned(variant=["rnn"]), None),  # a value removed
+        (_tuned(learning_rate=[1e-3, 3e-3, 1e-2]), None),  # the tuned axis: its picks are made
+        (_tuned(hidden_size=[8]), None),
+        (_tuned(clip=[1.0]), None),  # a new axis changes every cell's settings
+        ({**_tuned(), "seeds": 3}, None),
+    ],
+)
+def test_a_study_may_grow_only_by_values_appended_to_untuned_axes(wanted, added):
+    found = study.additions(_tuned(), wanted)
+    assert found is None if added is None else sorted(found) == sorted(added)
+
+
+def test_picks_of_groups_a_sweep_does_not_know_are_kept(tmp_path):
+    study.write_picks(tmp_path, {"a": {"picked": 1}})
+    study.write_picks(tmp_path, {"b": {"picked": 2}, "a": {"picked": 3}})
+    picks = json.loads((tmp_path / "tuning.json").read_text())["picks"]
+    assert picks == {"a": {"picked": 3}, "b": {"picked": 2}}
 
 
 def test_a_stalled_cell_is_failed_and_retried_once_and_the_others_go_on(tmp_path, environment):
@@ -313,3 +369,17 @@ def test_a_stalled_cell_is_failed_and_retried_once_and_the_others_go_on(tmp_path
     study.open_study(other, _tiny_spec(seeds=3))
     with pytest.raises(study.StudyMismatchError):
         study.snapshot(tmp_path, other)
+
+    # The study grows by a variant (--grow): only the new cell is submitted, the finished
+    # ones keep their records, and a snapshot of the grown study refreshes the old one.
+    grown = _tiny_spec(grid={**TINY_GRID, "variant": ["rnn", "gru", "lstm"]})
+    with pytest.raises(study.StudyMismatchError, match="or --grow to add them"):
+        study.open_study(tmp_path, grown)
+    assert study.open_study(tmp_path, grown, grow=True) == ["variant + lstm"]
+    assert study.read_spec(tmp_path) == grown
+    backend = _SubmitOnly()
+    engine.run_study(tmp_path, grown, backend, stop_requested=lambda: False, retries=0,
+                     log=lines.append)  # fmt: skip
+    assert backend.calls == ["adding_T5_lstm"]
+    assert study.snapshot(tmp_path, copy) == (3, 4)  # the new cell: its cell.json, no records
+    assert study.read_spec(copy) == grown

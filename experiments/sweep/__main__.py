@@ -18,7 +18,9 @@ the sweep), ``slurm`` (submitit; ``--slurm_partition``, ``--slurm_time``, ...). 
 backend runs the same cell function and writes the same records. One ``--workdir`` holds
 the whole study; any number of sweeps may share it (a per-cell lock keeps two from
 training one cell), finished cells are never retrained, and running the same command
-again resumes and retries. Exit status: 0 when every cell is done, 1 when a cell failed
+again resumes and retries. A study file that appends values to an axis (a new variant
+or task) may extend the study already in ``--workdir`` with ``--grow``: only the new
+cells train. Exit status: 0 when every cell is done, 1 when a cell failed
 (its last line is in ``--status``), 75 when a signal stopped the sweep (the cells
 checkpointed).
 """
@@ -74,6 +76,13 @@ flags.DEFINE_string("name", "", "The study's name (a flag-given grid has none by
 flags.DEFINE_string("reference", None, "The variant the comparison tests against.")
 flags.DEFINE_string("workdir", None, "The study directory.")
 flags.DEFINE_bool("status", False, "Print the cells of --workdir by state and exit.")
+flags.DEFINE_bool(
+    "grow",
+    False,
+    "Let the study extend the one in --workdir by values appended to its grid axes (new "
+    "variants, tasks, lengths; not the tuned axis or the seeds): only new cells are added, "
+    "and every finished cell keeps its records.",
+)
 flags.DEFINE_string(
     "snapshot", None,
     "Copy --workdir's spec, picks, cells and valid records (no checkpoints or logs) to this "
@@ -252,7 +261,9 @@ def main(argv):
     except (grid.GridError, ValueError, backends.BackendUnavailableError) as error:
         sys.exit(f"{_PROGRAM}: error: {error}")
     try:
-        study.open_study(workdir, spec)
+        added = study.open_study(workdir, spec, grow=FLAGS.grow)
+        if added:
+            print(f"study {spec['name'] or workdir} grew: {', '.join(added)}", flush=True)
         tuned = f", tuning {spec['tune']} first" if spec["tune"] else ""
         print(
             f"study {spec['name'] or workdir}: {len(cells)} cells{tuned}, backend "

@@ -43,6 +43,7 @@ __all__ = [
     "LOCK_NAME",
     "STUDY_FORMAT",
     "StudyMismatchError",
+    "additions",
     "cell_dir",
     "cell_records",
     "cell_state",
@@ -97,8 +98,43 @@ def _differences(on_disk: Mapping, wanted: Mapping, where: str = "") -> list[str
     return out
 
 
-def open_study(workdir: str | os.PathLike, spec: dict) -> None:
+def additions(on_disk: Mapping, wanted: Mapping) -> list[str] | None:
+    """What ``wanted`` adds to the study ``on_disk`` when it only appends values to grid
+    axes (``["variant + min_gru_neg", ...]``); None when it changes anything else.
+
+    Such a study only has new cells: a cell's settings, id and tuning group come from its
+    values, not their positions, so every cell already there keeps its records. The tuned
+    axis cannot grow (its picks are made), nor can the seeds or any other setting.
+    """
+    keys = set(on_disk) | set(wanted)
+    if any(on_disk.get(k) != wanted.get(k) for k in keys - {"grid"}):
+        return None
+    old_grid, new_grid = on_disk.get("grid"), wanted.get("grid")
+    if not isinstance(old_grid, list) or not isinstance(new_grid, list):
+        return None
+    if len(old_grid) != len(new_grid):
+        return None
+    added = []
+    for old, new in zip(old_grid, new_grid):
+        if set(old) != set(new):
+            return None
+        for axis in old:
+            before, after = list(old[axis]), list(new[axis])
+            if after[: len(before)] != before or (after != before and axis == wanted.get("tune")):
+                return None
+            added += [f"{axis} + {value}" for value in after[len(before) :]]
+    return added
+
+
+def open_study(workdir: str | os.PathLike, spec: dict, *, grow: bool = False) -> list[str]:
     """Writes ``study.json`` for a new study, or checks that the workdir holds this one.
+
+    Args:
+      grow: let ``spec`` extend the study there with values appended to its grid axes
+        (:func:`additions`); ``study.json`` is then rewritten with ``spec``.
+
+    Returns:
+      What ``spec`` added to the study there (empty unless it grew).
 
     Raises:
       StudyMismatchError: the workdir holds a study with another spec (nothing written).
@@ -107,15 +143,22 @@ def open_study(workdir: str | os.PathLike, spec: dict) -> None:
     if path.exists():
         on_disk = read_spec(workdir)
         differences = _differences(on_disk, spec)
-        if differences:
-            raise StudyMismatchError(
-                f"{workdir} holds another study ({'; '.join(differences[:4])}"
-                f"{'; ...' if len(differences) > 4 else ''}); use another --workdir, or the "
-                "same study."
-            )
-        return
+        if not differences:
+            return []
+        added = additions(on_disk, spec)
+        if grow and added:
+            study = {"format": STUDY_FORMAT, "name": spec["name"], "reference": spec["reference"]}
+            records.write_json_atomic(path, {**study, "spec": spec})
+            return added
+        hint = " or --grow to add them," if added else ""
+        raise StudyMismatchError(
+            f"{workdir} holds another study ({'; '.join(differences[:4])}"
+            f"{'; ...' if len(differences) > 4 else ''}); use another --workdir,{hint} or the "
+            "same study."
+        )
     study = {"format": STUDY_FORMAT, "name": spec["name"], "reference": spec["reference"]}
     records.write_json_atomic(path, {**study, "spec": spec})
+    return []
 
 
 def cell_dir(workdir: str | os.PathLike, cell: Cell) -> Path:
@@ -209,10 +252,15 @@ def clear_failure(workdir: str | os.PathLike, cell: Cell) -> None:
 
 
 def write_picks(workdir: str | os.PathLike, picks: dict[str, dict]) -> None:
-    """Writes ``tuning.json``: ``{group: {setting, candidates, scores, picked, rule}}``."""
-    records.write_json_atomic(
-        Path(workdir) / "tuning.json", {"rule": grid.SELECTION_RULE, "picks": picks}
-    )
+    """Writes ``tuning.json``: ``{group: {setting, candidates, scores, picked, rule}}``,
+    keeping the picks of groups ``picks`` lacks (a sweep started before the study grew
+    knows only the groups it had)."""
+    path = Path(workdir) / "tuning.json"
+    try:
+        kept = _read_json(path)["picks"]
+    except (OSError, ValueError, KeyError, TypeError):
+        kept = {}
+    records.write_json_atomic(path, {"rule": grid.SELECTION_RULE, "picks": {**kept, **picks}})
 
 
 def snapshot(workdir: str | os.PathLike, destination: str | os.PathLike) -> tuple[int, int]:
@@ -226,10 +274,11 @@ def snapshot(workdir: str | os.PathLike, destination: str | os.PathLike) -> tupl
 
     Raises:
       ValueError: ``workdir`` holds no study.
-      StudyMismatchError: ``destination`` holds another study.
+      StudyMismatchError: ``destination`` holds another study (not a smaller snapshot
+        of this one, which grows with it).
     """
     source, target = Path(workdir), Path(destination)
-    open_study(target, read_spec(source))
+    open_study(target, read_spec(source), grow=True)  # a study that grew since the last one
     picks = source / "tuning.json"
     if picks.exists():
         records.write_atomic(target / picks.name, picks.read_bytes())
