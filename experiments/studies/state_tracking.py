@@ -8,6 +8,11 @@ Protocol, fixed before the run:
 * Variants: lstm, gru, rnn (tanh), slstm (sigmoid forget gate) and slstm_exp (exponential
   forget gate), min_gru, min_lstm, mgu, indrnn, cifg. Hidden 64, one layer (Delétang et
   al.: 256; a quarter to fit the CPU).
+* Added on 6 December 2026 with ``--grow``, after 19 of the first variants' parity tuning
+  cells had run and before any of theirs: min_gru_neg and min_lstm_neg, minGRU and minLSTM
+  with Grazzi et al. (2025)'s transition in (-1, 1), under the same protocol, to test
+  their fix against min_gru and min_lstm (their prediction: parity becomes solvable; the
+  modulus-5 tasks need complex eigenvalues, so they should stay out of reach).
 * Optimiser: Adam, gradient clipping to global norm 1 (as their code), batch 128 (theirs),
   3,000 steps for every seed (theirs: 1,000,000; what fits 2 cores), no early stop. An
   in-distribution evaluation on 500 fresh strings every 250 steps.
@@ -43,6 +48,8 @@ def get_config():
                 "mgu",
                 "indrnn",
                 "cifg",
+                "min_gru_neg",  # grown: appended, so every earlier cell keeps its id
+                "min_lstm_neg",
             ),  # fmt: skip
             "lengths": 40,
             "hidden_size": 64,
