@@ -31,7 +31,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from experiments.compare import claims, loading
+from experiments.compare import claims, loading, state_claims
 from experiments.compare import report as compare
 from experiments.shared.records import write_atomic
 
@@ -71,10 +71,11 @@ _REFERENCE = flags.DEFINE_string(
 _CLAIMS = flags.DEFINE_enum(
     "claims",
     None,
-    sorted(claims.CLAIMS),
-    "Also label a set of published claims agreed / not / undecided by the rule of "
-    "experiments.compare.claims (greff: Greff et al. 2017's, against the reference V), "
-    "printed and written to claims.md.",
+    sorted([*claims.CLAIMS, "state_tracking"]),
+    "Also label a set of published claims agreed / not / undecided by a rule fixed before "
+    "the run, printed and written to claims.md: greff, Greff et al. 2017's, against the "
+    "reference V (experiments.compare.claims); state_tracking, Delétang et al.'s, Beck et "
+    "al.'s, Merrill et al.'s and Grazzi et al.'s (experiments.compare.state_claims).",
 )
 
 flags.register_validator(
@@ -191,13 +192,19 @@ def main(argv: list[str]) -> int | str:
 
 def _write_claims(records, fraction: float, reference: str, output_dir: Path) -> Path:
     """Prints the verdicts on ``--claims`` and writes them to ``claims.md``."""
-    rows = compare.summarise(records, solve_fraction=fraction, reference=reference)
-    found = claims.verdicts_by_group(claims.CLAIMS[_CLAIMS.value], rows)
-    parts = [f"## Claims ({_CLAIMS.value}), against `{reference}`", ""]
-    for (task, length), verdicts in found.items():
-        parts += [f"### {task}, T = {length}", "", claims.format_verdicts(verdicts), ""]
-    if not found:
-        parts += ["No group has every row the claims name.", ""]
+    if _CLAIMS.value == "state_tracking":
+        verdicts = state_claims.state_verdicts(state_claims.STATE_TRACKING_CLAIMS, records)
+        parts = ["## Claims (state_tracking)", ""]
+        parts += [state_claims.format_state_verdicts(verdicts)] if verdicts else [
+            "No claim has records of its rows.", ""]  # fmt: skip
+    else:
+        rows = compare.summarise(records, solve_fraction=fraction, reference=reference)
+        found = claims.verdicts_by_group(claims.CLAIMS[_CLAIMS.value], rows)
+        parts = [f"## Claims ({_CLAIMS.value}), against `{reference}`", ""]
+        for (task, length), verdicts in found.items():
+            parts += [f"### {task}, T = {length}", "", claims.format_verdicts(verdicts), ""]
+        if not found:
+            parts += ["No group has every row the claims name.", ""]
     text = "\n".join(parts)
     print(text)
     path = output_dir / "claims.md"

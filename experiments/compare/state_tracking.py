@@ -37,6 +37,7 @@ __all__ = [
     "GENERALISED",
     "format_scores_markdown",
     "plot_accuracy_by_length",
+    "state_tracking_scores",
     "summarise_scores",
     "write_scores_csv",
 ]
@@ -55,6 +56,23 @@ def _state_tracking_groups(records) -> dict[tuple[str, int], list[loading.Row]]:
 
 def _scores(row: loading.Row) -> list[float]:
     return [float(r["test"]["score"]) for r in row.records]
+
+
+def state_tracking_scores(
+    records: Sequence[Mapping[str, Any]],
+) -> dict[str, dict[str, tuple[float, list[float]]]]:
+    """``{task: {label: (chance, [score per seed])}}`` of the state-tracking records.
+
+    Raises:
+      ValueError: a label whose records in one task differ in a setting (two rows).
+    """
+    out: dict[str, dict[str, tuple[float, list[float]]]] = {}
+    for (task, _), rows in _state_tracking_groups(records).items():
+        for row in rows:
+            if row.label in out.get(task, {}):
+                raise ValueError(f"{row.label!r} has records of several settings on {task}.")
+            out.setdefault(task, {})[row.label] = (row.records[0]["chance"], _scores(row))
+    return out
 
 
 def summarise_scores(

@@ -26,6 +26,11 @@ Protocol, fixed before the run:
   median and maximum (Delétang et al. report the maximum over seeds and learning rates);
   seeds with score >= 0.9 counted and tested with Fisher's exact test against the lstm;
   Welch's test of the score and Hedges' g against the lstm, Holm over the variants.
+* Verdicts on the published claims (``experiments.compare --claims=state_tracking``):
+  the rule of ``experiments.compare.state_claims``, written before any evaluation cell
+  ran (only tuning cells had): Delétang et al.'s "the RNN and the LSTM generalise" per
+  task, Beck et al.'s "the sLSTM solves it where minGRU / minLSTM do not" per task,
+  Merrill et al.'s and Grazzi et al.'s on parity.
 """
 
 import ml_collections
