@@ -48,7 +48,6 @@ import jax
 from absl import app, flags
 
 from experiments.compare import loading
-from experiments.compare import report as compare
 from experiments.run import loop as experiment
 from experiments.run import model
 from experiments.shared import cli as _common
@@ -307,11 +306,15 @@ def _summarise(first_label: str) -> None:
     The reference row is ``lstm`` when the workdir has it, else this run's first label
     (e.g. ``lstm+zoneout0.1`` when every variant was regularised).
     """
+    # Imported here: SciPy and matplotlib take 0.9 s to import, which every start of a
+    # sweep's cells (run with --summarize=false) and every refused run would pay.
+    from experiments.compare import report as compare
+
     records, problems = compare.load_records(FLAGS.workdir)
     for problem in problems:
         print(f"warning: skipped {problem}", file=sys.stderr)
     labels = {loading.label(record) for record in records}
-    reference = compare.REFERENCE_VARIANT if compare.REFERENCE_VARIANT in labels else first_label
+    reference = loading.REFERENCE_VARIANT if loading.REFERENCE_VARIANT in labels else first_label
     try:
         tables, written = compare.write_summary(
             records, problems, FLAGS.workdir, reference=reference

@@ -35,7 +35,6 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments.compare import loading
-from experiments.compare import report as compare
 from experiments.run.model import Config
 from experiments.shared import cli, watchdog
 from experiments.shared.regularization import RATES
@@ -198,6 +197,10 @@ def _print_status(workdir: str) -> None:
 
 
 def _compare(workdir: str, reference: str) -> None:
+    # Imported here: SciPy and matplotlib take 0.9 s to import, which every start of a
+    # sweep's cells (run with --summarize=false) and every refused run would pay.
+    from experiments.compare import report as compare
+
     records, problems = compare.load_records(workdir)
     if not records:
         return
