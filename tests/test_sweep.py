@@ -312,6 +312,20 @@ def test_a_study_may_grow_only_by_values_appended_to_untuned_axes(wanted, added)
     assert found is None if added is None else sorted(found) == sorted(added)
 
 
+def test_a_tuned_groups_evaluation_cell_goes_before_the_pending_tuning_cells(tmp_path, monkeypatch):
+    spec = _tuned()
+    cells = grid.expand(spec)  # rnn's two tuning cells, then gru's
+    rnn_tuned = [c for c in cells if c.group == cells[0].group]
+    evaluation = grid.eval_cell(spec, rnn_tuned, 1e-3)
+    pending = [c for c in cells if c.group != cells[0].group]
+    monkeypatch.setattr(engine, "current_cells", lambda *_: ([*pending, evaluation], {}, []))
+    monkeypatch.setattr(study, "cell_state", lambda *_: "pending")
+    backend = _SubmitOnly()
+    engine.run_study(tmp_path, spec, backend, stop_requested=lambda: False, retries=0,
+                     log=lambda line: None)  # fmt: skip
+    assert backend.calls == [evaluation.id, *(c.id for c in pending)]
+
+
 def test_picks_of_groups_a_sweep_does_not_know_are_kept(tmp_path):
     study.write_picks(tmp_path, {"a": {"picked": 1}})
     study.write_picks(tmp_path, {"b": {"picked": 2}, "a": {"picked": 3}})

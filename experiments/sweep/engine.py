@@ -3,10 +3,11 @@
 :func:`run_study` keeps up to the backend's capacity of cells running, in the grid's
 order: the tuning cells first when the study tunes, each group's evaluation cell as soon
 as the group's tuning cells are done (its value picked by
-:data:`experiments.sweep.grid.SELECTION_RULE`). A cell already done is never trained
-again; a cell another process is training (its lock is held) is left to it; a cell whose
-attempt fails (an error, out of memory, a stall) is recorded as failed with its last line
-and retried ``retries`` times, while the other cells go on. A stop signal is forwarded to
+:data:`experiments.sweep.grid.SELECTION_RULE`), ahead of the tuning cells still pending.
+A cell already done is never trained again; a cell another process is training (its lock
+is held) is left to it; a cell whose attempt fails (an error, out of memory, a stall) is
+recorded as failed with its last line and retried ``retries`` times, while the other
+cells go on. A stop signal is forwarded to
 every running cell, which checkpoints; the same command then resumes.
 """
 
@@ -127,6 +128,9 @@ def run_study(
                 and cell.id not in in_flight
                 and cell.id not in gave_up
             ]
+            # A tuned group's evaluation cell goes before the tuning cells still pending, so
+            # that each group's results are complete as early as possible.
+            ready.sort(key=lambda cell: cell.role != "eval")
         while ready and not stopping and len(running) < capacity:
             cell = ready.pop(0)
             attempts[cell.id] = attempts.get(cell.id, 0) + 1
