@@ -303,6 +303,7 @@ def _tuned(**grid_changes):
         (_tuned(variant=["rnn"]), None),  # a value removed
         (_tuned(learning_rate=[1e-3, 3e-3, 1e-2]), None),  # the tuned axis: its picks are made
         (_tuned(hidden_size=[8]), None),
+        (_tuned(hidden_size=[4, 8]), None),  # would join every cell's id: no old cell kept
         (_tuned(clip=[1.0]), None),  # a new axis changes every cell's settings
         ({**_tuned(), "seeds": 3}, None),
     ],

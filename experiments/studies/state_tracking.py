@@ -11,8 +11,9 @@ Protocol, fixed before the run:
 * Added on 6 December 2026 with ``--grow``, after 19 of the first variants' parity tuning
   cells had run and before any of theirs: min_gru_neg and min_lstm_neg, minGRU and minLSTM
   with Grazzi et al. (2025)'s transition in (-1, 1), under the same protocol, to test
-  their fix against min_gru and min_lstm (their prediction: parity becomes solvable; the
-  modulus-5 tasks need complex eigenvalues, so they should stay out of reach).
+  their fix against min_gru and min_lstm (their prediction: parity becomes solvable;
+  counting modulo 3 or more needs non-triangular transitions, so the modulus-5 tasks should
+  stay out of reach of a diagonal one).
 * Optimiser: Adam, gradient clipping to global norm 1 (as their code), batch 128 (theirs),
   3,000 steps for every seed (theirs: 1,000,000; what fits 2 cores), no early stop. An
   in-distribution evaluation on 500 fresh strings every 250 steps.

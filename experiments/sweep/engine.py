@@ -7,8 +7,8 @@ as the group's tuning cells are done (its value picked by
 A cell already done is never trained again; a cell another process is training (its lock
 is held) is left to it; a cell whose attempt fails (an error, out of memory, a stall) is
 recorded as failed with its last line and retried ``retries`` times, while the other
-cells go on. A stop signal is forwarded to
-every running cell, which checkpoints; the same command then resumes.
+cells go on. A stop signal is forwarded to every running cell, which checkpoints; the
+same command then resumes.
 """
 
 from __future__ import annotations

@@ -102,9 +102,10 @@ def additions(on_disk: Mapping, wanted: Mapping) -> list[str] | None:
     """What ``wanted`` adds to the study ``on_disk`` when it only appends values to grid
     axes (``["variant + min_gru_neg", ...]``); None when it changes anything else.
 
-    Such a study only has new cells: a cell's settings, id and tuning group come from its
-    values, not their positions, so every cell already there keeps its records. The tuned
-    axis cannot grow (its picks are made), nor can the seeds or any other setting.
+    Such a study only has new cells: every cell already there keeps its id, tuning group
+    and settings (checked), so its records. The tuned axis cannot grow (its picks are
+    made), nor can an axis that would start to vary (it would join every cell's id), the
+    seeds or any other setting.
     """
     keys = set(on_disk) | set(wanted)
     if any(on_disk.get(k) != wanted.get(k) for k in keys - {"grid"}):
@@ -123,6 +124,15 @@ def additions(on_disk: Mapping, wanted: Mapping) -> list[str] | None:
             if after[: len(before)] != before or (after != before and axis == wanted.get("tune")):
                 return None
             added += [f"{axis} + {value}" for value in after[len(before) :]]
+    # An axis that starts to vary (one value before) joins the cells' ids: then the old
+    # cells would be new ones. Growth keeps every old cell, by id, group and settings.
+    try:
+        kept = {c.id: (c.group, c.config.to_dict()) for c in grid.expand(dict(wanted))}
+        old_cells = grid.expand(dict(on_disk))
+    except grid.GridError:
+        return None
+    if any(kept.get(c.id) != (c.group, c.config.to_dict()) for c in old_cells):
+        return None
     return added
 
 

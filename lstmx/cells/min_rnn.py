@@ -23,7 +23,8 @@ with the paper's positive activation :math:`g(v) = v + \tfrac12` for :math:`v \g
 **Negative eigenvalues** (``negative_eigenvalues=True``; Grazzi, Siems, Franke, Zela, Hutter
 & Pontil 2025, "Unlocking State-Tracking in Linear RNNs Through Negative Eigenvalues", ICLR,
 arXiv:2411.12537). With the transition :math:`a_t` in (0, 1) a linear recurrence cannot
-keep parity at arbitrary length (Merrill, Petty & Sabharwal 2024; Grazzi et al., Theorem 1).
+keep parity at arbitrary length in finite precision (Merrill, Petty & Sabharwal 2024;
+Grazzi et al. prove it for any transition with only positive eigenvalues).
 Grazzi et al. widen Mamba's transition from :math:`[0, 1]` to :math:`[-1, 1]` by
 :math:`a \mapsto 2a - 1`, leaving the input term as it was; the same map here gives
 
@@ -34,7 +35,7 @@ Grazzi et al. widen Mamba's transition from :math:`[0, 1]` to :math:`[-1, 1]` by
 A unit then flips sign at :math:`z_t \to 1` (or :math:`f'_t \to 0`), which is how a
 diagonal recurrence counts modulo 2: from :math:`h = 0`, :math:`h \mapsto c - h` at each
 1 and :math:`h \mapsto h` at each 0 leaves :math:`h \in \{0, c\}`. (Counting modulo 3
-or more needs complex eigenvalues, their Theorem 2, which a real diagonal cannot give.)
+needs more than a real diagonal: Grazzi et al. show it needs non-triangular transitions.)
 
 **Two ways to run a sequence.** ``cell.step`` (and :func:`lstmx.scan_stepwise`) applies
 the equations above one step at a time in linear space. ``cell.fast_scan`` (used by
