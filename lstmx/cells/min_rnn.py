@@ -382,8 +382,6 @@ def fast_scan(
     hand-written VJP of :func:`blocked_recurrence` (reverse mode only, as every fast path;
     :func:`lstmx.scan_stepwise` supports forward mode).
     """
-    if uses_parallel_scan(options) and options.negative_eigenvalues:
-        return _linear_parallel_scan(options, params, state, xs, valid, reverse)
     if uses_parallel_scan(options):
         return _parallel_scan(options, params, state, xs, valid, reverse)
     return _sequential_scan(options, params, state, xs, valid, reverse, unroll)
@@ -568,23 +566,22 @@ def _compose(first: tuple[Array, Array], second: tuple[Array, Array]) -> tuple[A
 
 
 def _parallel_scan(options, params, state, xs, valid, reverse):
+    if options.negative_eigenvalues:  # a in (-1, 1) has no logarithm: compose linearly
+        a, b, _ = coefficients(options, params, xs)  # [T, *batch, H]
+
+        def states(a_product, b_sum):  # h_t = (a_t ... a_1) h_0 + B_t
+            return a_product * state.h[None] + b_sum
+
+        return _scan_affine_maps((a, b), (1.0, 0.0), _compose_linear, states, valid, reverse)
     log_a, log_b = log_coefficients(options, params, xs)  # [T, *batch, H]
-    if valid is not None:
-        keep = jnp.broadcast_to(valid[..., None], log_a.shape)
-        # A padded step is the identity map: a = 1, b = 0 (a finite stand-in for log 0,
-        # far below any real log b, keeps logaddexp's gradients finite).
-        log_zero = jnp.asarray(-0.25 * jnp.finfo(log_b.dtype).max, log_b.dtype)
-        log_a = jnp.where(keep, log_a, jnp.zeros_like(log_a))
-        log_b = jnp.where(keep, log_b, log_zero)
-    if reverse:
-        log_a, log_b = jnp.flip(log_a, 0), jnp.flip(log_b, 0)
-    a_star, log_s = lax.associative_scan(_compose, (log_a, log_b), axis=0)
-    h = jnp.exp(a_star) * state.h[None] + jnp.exp(log_s)  # h_t = e^{a*_t} h_0 + s_t
-    final = h[-1]
-    if reverse:
-        h = jnp.flip(h, 0)
-    ys = h if valid is None else jnp.where(valid[..., None], h, jnp.zeros_like(h))
-    return MinRNNState(final), ys
+    # log 0 for a padded step's b: a finite stand-in far below any real log b keeps
+    # logaddexp's gradients finite.
+    log_zero = jnp.asarray(-0.25 * jnp.finfo(log_b.dtype).max, log_b.dtype)
+
+    def states(a_star, log_s):  # h_t = e^{a*_t} h_0 + s_t
+        return jnp.exp(a_star) * state.h[None] + jnp.exp(log_s)
+
+    return _scan_affine_maps((log_a, log_b), (0.0, log_zero), _compose, states, valid, reverse)
 
 
 def _compose_linear(first: tuple[Array, Array], second: tuple[Array, Array]):
@@ -594,15 +591,19 @@ def _compose_linear(first: tuple[Array, Array], second: tuple[Array, Array]):
     return a1 * a2, a2 * b1 + b2
 
 
-def _linear_parallel_scan(options, params, state, xs, valid, reverse):
-    a, b, _ = coefficients(options, params, xs)  # [T, *batch, H]; a in (-1, 1)
-    if valid is not None:  # a padded step is the identity map: a = 1, b = 0
-        keep = jnp.broadcast_to(valid[..., None], a.shape)
-        a, b = jnp.where(keep, a, jnp.ones_like(a)), jnp.where(keep, b, jnp.zeros_like(b))
+def _scan_affine_maps(maps, identity, compose, states, valid, reverse):
+    """Every prefix composition of the per-step maps ``maps`` ``([T, *batch, H], ...)``.
+
+    A padded step (``valid`` false) becomes ``identity``, so it leaves ``h`` as it is;
+    ``states`` turns the composed maps into ``h [T, *batch, H]``; ``reverse`` composes
+    from the last step. Returns the final state and the outputs, zero at padded steps.
+    """
+    if valid is not None:
+        keep = valid[..., None]
+        maps = tuple(jnp.where(keep, m, e) for m, e in zip(maps, identity, strict=True))
     if reverse:
-        a, b = jnp.flip(a, 0), jnp.flip(b, 0)
-    a_product, b_sum = lax.associative_scan(_compose_linear, (a, b), axis=0)
-    h = a_product * state.h[None] + b_sum  # h_t = (a_t ... a_1) h_0 + B_t
+        maps = tuple(jnp.flip(m, 0) for m in maps)
+    h = states(*lax.associative_scan(compose, maps, axis=0))
     final = h[-1]
     if reverse:
         h = jnp.flip(h, 0)
