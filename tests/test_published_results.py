@@ -7,10 +7,12 @@ rebuilt from its committed ``forecast.json``, whose recurrent rows must equal th
 committed per-variant records."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from experiments.compare import __main__ as compare_cli
 from experiments.compare import loading
 from experiments.compare import report as compare
 from experiments.forecast import model as forecast
@@ -39,6 +41,19 @@ def test_published_table_is_recomputed_from_the_records(study, tmp_path):
     summary = (study / "summary.md").read_text()
     tuning_rows = [line for line in tuning.splitlines() if line.startswith("| `")]
     assert all(row in summary for row in tuning_rows), f"{study.name}: summary.md is stale"
+
+
+CLAIMS = sorted((ROOT / "docs" / "results").glob("*/claims.md"))
+
+
+@pytest.mark.parametrize("published", CLAIMS, ids=[path.parent.name for path in CLAIMS])
+def test_published_verdicts_are_recomputed_from_the_records(published):
+    text = published.read_text()
+    kind = re.match(r"## Claims \((\w+)\)", text).group(1)  # the --claims it was made with
+    study = published.parent
+    records, _ = compare.load_records(study)
+    reference = loading.study_reference(study)
+    assert text == compare_cli.claims_text(kind, records, compare.DEFAULT_SOLVE_FRACTION, reference)
 
 
 def test_there_are_published_studies():
