@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 STUDIES=(default_adding_T50 greff_adding_T100 greff_copy_T100 greff_adding_T200 chrono_copy_T200
          indrnn_adding_T1000 greff_adding_T100_tuned state_tracking copy_T100_50k
-         chrono_copy_T500 indrnn_adding_T1000_li chrono_copy_T500_h128)
+         chrono_copy_T500 indrnn_adding_T1000_li chrono_copy_T500_h128 state_tracking_30k)
 
 if [[ $# -eq 0 ]]; then set -- "${STUDIES[@]}"; fi
 for name in "$@"; do
