@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from experiments.compare import __main__ as compare_cli
 from experiments.compare import loading
 from experiments.compare import report as compare
 from experiments.forecast import model as forecast
@@ -55,7 +54,7 @@ def test_published_verdicts_are_recomputed_from_the_records(published):
     study = published.parent
     records, _ = compare.load_records(study)
     reference = loading.study_reference(study)
-    assert text == compare_cli.claims_text(kind, records, compare.DEFAULT_SOLVE_FRACTION, reference)
+    assert text == compare.claims_text(kind, records, compare.DEFAULT_SOLVE_FRACTION, reference)
 
 
 def test_there_are_published_studies():

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from experiments.compare import claims, loading, state_claims
+from experiments.compare import claims, loading
 from experiments.compare import report as compare
 from experiments.shared.records import write_atomic
 
@@ -192,29 +192,11 @@ def main(argv: list[str]) -> int | str:
 
 def _write_claims(records, fraction: float, reference: str, output_dir: Path) -> Path:
     """Prints the verdicts on ``--claims`` and writes them to ``claims.md``."""
-    text = claims_text(_CLAIMS.value, records, fraction, reference)
+    text = compare.claims_text(_CLAIMS.value, records, fraction, reference)
     print(text)
     path = output_dir / "claims.md"
     write_atomic(path, text.encode("utf-8"))
     return path
-
-
-def claims_text(kind: str, records, fraction: float, reference: str) -> str:
-    """The ``claims.md`` of ``records`` for the claims ``kind`` (a ``--claims`` value)."""
-    if kind == "state_tracking":
-        verdicts = state_claims.state_verdicts(state_claims.STATE_TRACKING_CLAIMS, records)
-        parts = ["## Claims (state_tracking)", ""]
-        parts += [state_claims.format_state_verdicts(verdicts)] if verdicts else [
-            "No claim has records of its rows.", ""]  # fmt: skip
-    else:
-        rows = compare.summarise(records, solve_fraction=fraction, reference=reference)
-        found = claims.verdicts_by_group(claims.CLAIMS[kind], rows)
-        parts = [f"## Claims ({kind}), against `{reference}`", ""]
-        for (task, length), verdicts in found.items():
-            parts += [f"### {task}, T = {length}", "", claims.format_verdicts(verdicts), ""]
-        if not found:
-            parts += ["No group has every row the claims name.", ""]
-    return "\n".join(parts)
 
 
 def console() -> None:

@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from experiments.compare import claims, state_claims
 from experiments.compare.loading import (
     RECORD_FORMAT,
     REFERENCE_VARIANT,
@@ -66,6 +67,7 @@ from experiments.compare.tuning import format_tuning_markdown, summarise_tuning,
 from experiments.shared.records import write_atomic
 
 __all__ = [
+    "claims_text",
     "DEFAULT_SOLVE_FRACTION",
     "RECORD_FORMAT",
     "REFERENCE_VARIANT",
@@ -178,3 +180,23 @@ def write_summary(
         written.append(output_dir / "scores.csv")
     figures = [*curves, *forests, *survival, *by_length]
     return tables, [*written, *map(Path, figures)]
+
+
+def claims_text(kind: str, records, fraction: float, reference: str) -> str:
+    """The ``claims.md`` of ``records`` for the claims ``kind``: ``"state_tracking"``
+    (:mod:`experiments.compare.state_claims`) or a key of
+    :data:`experiments.compare.claims.CLAIMS`, judged against ``reference``."""
+    if kind == "state_tracking":
+        verdicts = state_claims.state_verdicts(state_claims.STATE_TRACKING_CLAIMS, records)
+        parts = ["## Claims (state_tracking)", ""]
+        parts += [state_claims.format_state_verdicts(verdicts)] if verdicts else [
+            "No claim has records of its rows.", ""]  # fmt: skip
+    else:
+        rows = summarise(records, solve_fraction=fraction, reference=reference)
+        found = claims.verdicts_by_group(claims.CLAIMS[kind], rows)
+        parts = [f"## Claims ({kind}), against `{reference}`", ""]
+        for (task, length), verdicts in found.items():
+            parts += [f"### {task}, T = {length}", "", claims.format_verdicts(verdicts), ""]
+        if not found:
+            parts += ["No group has every row the claims name.", ""]
+    return "\n".join(parts)
