@@ -109,3 +109,12 @@ def test_compare_writes_the_state_tracking_verdicts(tmp_path):
     assert "| the LSTM generalises (Delétang et al.) | **agreed** |" in written
     assert "min_gru_neg (transition in (-1, 1)) solves it where min_gru does not" in written
     assert written in result.stdout
+
+
+def test_an_unknown_claims_kind_is_refused_by_name():
+    from experiments.compare import report
+
+    with pytest.raises(
+        ValueError, match=r"claims kind must be one of \[.*'state_tracking'\]; got 'x'"
+    ):
+        report.claims_text("x", [], 0.1, "lstm")

@@ -186,6 +186,9 @@ def claims_text(kind: str, records, fraction: float, reference: str) -> str:
     """The ``claims.md`` of ``records`` for the claims ``kind``: ``"state_tracking"``
     (:mod:`experiments.compare.state_claims`) or a key of
     :data:`experiments.compare.claims.CLAIMS`, judged against ``reference``."""
+    kinds = sorted([*claims.CLAIMS, "state_tracking"])
+    if kind not in kinds:
+        raise ValueError(f"claims kind must be one of {kinds}; got {kind!r}")
     if kind == "state_tracking":
         verdicts = state_claims.state_verdicts(state_claims.STATE_TRACKING_CLAIMS, records)
         parts = ["## Claims (state_tracking)", ""]
